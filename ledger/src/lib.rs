@@ -1,0 +1,44 @@
+//! The PostgreSQL ledger: schema migrations, the batched double-entry apply,
+//! reads for the API, administration and invariant checks.
+//!
+//! Every function takes a pool or the caller's connection; SQL lives here and
+//! nowhere else.
+
+pub mod accounts;
+pub mod admin;
+pub mod apply;
+mod error;
+pub mod invariants;
+pub mod transfers;
+pub mod users;
+
+use std::time::Duration;
+
+pub use error::LedgerError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+pub use sqlx::PgPool;
+
+/// How long a request waits for a pooled connection before failing fast
+/// (the caller answers 503 rather than queueing without bound).
+pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A lazily connecting pool: services start (and report not-ready) even when
+/// PostgreSQL is not up yet, and reconnect by themselves when it returns.
+pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    let options = options.application_name("bank");
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options))
+}
+
+/// Applies the migrations in `migrations/` (idempotent).
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!("../migrations").run(pool).await
+}
+
+/// `SELECT 1`: is the database reachable right now?
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}

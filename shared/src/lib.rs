@@ -1,0 +1,14 @@
+//! Domain types, wire formats, configuration, authentication and telemetry
+//! shared by the gateway, processor and notifier. No I/O lives here except
+//! reading configuration and declaring the JetStream topology.
+
+pub mod auth;
+pub mod config;
+pub mod messages;
+pub mod money;
+#[cfg(feature = "http")]
+pub mod problem;
+pub mod shutdown;
+pub mod streams;
+pub mod telemetry;
+pub mod transfer;

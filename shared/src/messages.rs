@@ -1,0 +1,195 @@
+//! Wire formats: the command on the transfers stream, the API views that
+//! are also the payload of WebSocket events, and the result batch the
+//! processor hands to the notification path.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::money::Currency;
+use crate::transfer::{RejectReason, TransferStatus};
+
+/// Version of [`TransferCommand`] and [`ResultBatch`]. Readers refuse versions
+/// they do not know instead of guessing.
+pub const SCHEMA_VERSION: u8 = 1;
+
+/// NATS header carrying the transfer id (also the JetStream `Nats-Msg-Id`),
+/// so a message that cannot be decoded can still be named in the dead letter.
+pub const HEADER_TRANSFER_ID: &str = "Bank-Transfer-Id";
+
+/// One transfer request, as published by the gateway after validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferCommand {
+    pub v: u8,
+    pub id: Uuid,
+    /// The authenticated user who asked; must own `from_account`.
+    pub owner: Uuid,
+    pub idempotency_key: String,
+    pub from_account: Uuid,
+    pub to_account: Uuid,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub currency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// When the gateway accepted it; becomes the transfer's `created_at`.
+    pub accepted_at: DateTime<Utc>,
+}
+
+/// A transfer as the API and the WebSocket show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferView {
+    pub id: Uuid,
+    pub status: TransferStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RejectReason>,
+    pub from_account: Uuid,
+    pub to_account: Uuid,
+    /// Decimal string with the currency's minor units, e.g. `"12.30"`.
+    pub amount: String,
+    pub currency: String,
+    pub reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<DateTime<Utc>>,
+    /// When the ledger decided (committed or rejected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// An account as the API and the WebSocket show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub id: Uuid,
+    pub currency: String,
+    pub balance: String,
+    pub overdraft_limit: String,
+    pub created_at: DateTime<Utc>,
+    /// Increases with every balance change: a client keeps the highest, since
+    /// events for one account may arrive out of order across processors.
+    pub version: i64,
+}
+
+/// One ledger entry (a debit or a credit) as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    pub id: i64,
+    pub transfer_id: Uuid,
+    pub account_id: Uuid,
+    /// Negative for a debit, positive for a credit.
+    pub amount: String,
+    pub balance_after: String,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Formats a stored amount with its currency's minor units; falls back to the
+/// plain decimal if the stored code is somehow not a currency we know.
+pub fn format_money(value: Decimal, currency: &str) -> String {
+    match Currency::parse(currency) {
+        Ok(c) => c.format(value),
+        Err(_) => value.normalize().to_string(),
+    }
+}
+
+/// An event for one user's WebSocket. Serialized as `{"type":…, …}`; the
+/// notifier adds the event `id` when it sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    #[serde(rename = "transfer.updated")]
+    TransferUpdated { transfer: TransferView },
+    #[serde(rename = "account.updated")]
+    AccountUpdated { account: AccountView },
+}
+
+/// A transfer outcome and who must hear about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferResult {
+    pub transfer: TransferView,
+    /// Users to notify: the requester and, if different, the payee's owner.
+    pub notify: Vec<Uuid>,
+}
+
+/// An account's state after a batch, and its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountResult {
+    pub account: AccountView,
+    pub owner: Uuid,
+}
+
+/// What one applied batch produced; published once per batch to the results
+/// stream so a crash between commit and notification loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultBatch {
+    pub v: u8,
+    pub transfers: Vec<TransferResult>,
+    pub accounts: Vec<AccountResult>,
+}
+
+impl ResultBatch {
+    /// Every (user, event) pair, transfers first, in batch order.
+    pub fn user_events(&self) -> impl Iterator<Item = (Uuid, Event)> + '_ {
+        let transfers = self.transfers.iter().flat_map(|r| {
+            r.notify.iter().map(move |u| {
+                (
+                    *u,
+                    Event::TransferUpdated {
+                        transfer: r.transfer.clone(),
+                    },
+                )
+            })
+        });
+        let accounts = self.accounts.iter().map(|a| {
+            (
+                a.owner,
+                Event::AccountUpdated {
+                    account: a.account.clone(),
+                },
+            )
+        });
+        transfers.chain(accounts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_tagged() {
+        let e = Event::AccountUpdated {
+            account: AccountView {
+                id: Uuid::nil(),
+                currency: "EUR".into(),
+                balance: "1.00".into(),
+                overdraft_limit: "0.00".into(),
+                created_at: DateTime::<Utc>::UNIX_EPOCH,
+                version: 3,
+            },
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.starts_with(r#"{"type":"account.updated","account":{"#), "{json}");
+    }
+
+    #[test]
+    fn command_amount_is_a_string() {
+        let c = TransferCommand {
+            v: SCHEMA_VERSION,
+            id: Uuid::nil(),
+            owner: Uuid::nil(),
+            idempotency_key: "k".into(),
+            from_account: Uuid::nil(),
+            to_account: Uuid::nil(),
+            amount: Decimal::new(1230, 2),
+            currency: "EUR".into(),
+            reference: None,
+            accepted_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains(r#""amount":"12.30""#), "{json}");
+        let back: TransferCommand = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,167 @@
+//! JetStream topology: stream and consumer names and their definitions.
+//!
+//! Every name derives from one prefix so that tests (and tenants) can run
+//! side by side on one server without seeing each other's messages.
+//! Only features of nats-server 2.9 are used.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::config::{self, ConfigError};
+
+/// How long JetStream remembers a `Nats-Msg-Id`. Covers concurrent retries of
+/// one request (the gateway's database check covers anything older).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// Backlog bound: past this the gateway gets "stream full" and answers 503
+/// instead of letting an unbounded queue build up in front of a slow ledger.
+pub const TRANSFERS_BACKLOG_MAX: i64 = 2_000_000;
+pub const TRANSFERS_BYTES_MAX: i64 = 2 * 1024 * 1024 * 1024;
+/// Undelivered results are bounded too (Redis down for a long time).
+pub const RESULTS_BYTES_MAX: i64 = 1024 * 1024 * 1024;
+/// Dead letters are kept for operators for a month.
+pub const DEAD_LETTER_AGE_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Names of streams, subjects and durable consumers.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub transfers_stream: String,
+    pub transfers_subject: String,
+    pub results_stream: String,
+    pub results_subject: String,
+    pub dead_stream: String,
+    pub dead_subject: String,
+    pub processor_consumer: String,
+    pub relay_consumer: String,
+}
+
+impl Topology {
+    /// `prefix` is lower-case letters, digits and `_` (e.g. `bank`, `t3f9a…`).
+    pub fn new(prefix: &str) -> Self {
+        let upper = prefix.to_ascii_uppercase();
+        Self {
+            transfers_stream: format!("{upper}_TRANSFERS"),
+            transfers_subject: format!("{prefix}.transfers.cmd"),
+            results_stream: format!("{upper}_RESULTS"),
+            results_subject: format!("{prefix}.transfers.results"),
+            dead_stream: format!("{upper}_DEAD"),
+            dead_subject: format!("{prefix}.transfers.dead"),
+            processor_consumer: "processor".into(),
+            relay_consumer: "results-relay".into(),
+        }
+    }
+
+    /// From `NATS_PREFIX` (default `bank`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let prefix = config::string("NATS_PREFIX", "bank");
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(ConfigError::Invalid {
+                name: "NATS_PREFIX".into(),
+                reason: "use lower-case letters, digits and '_'".into(),
+            });
+        }
+        Ok(Self::new(&prefix))
+    }
+
+    /// Transfer commands: a work queue (a message leaves once the ledger
+    /// acked it), file-backed, bounded, refusing new messages when full.
+    pub fn transfers_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.transfers_stream.clone(),
+            subjects: vec![self.transfers_subject.clone()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::New,
+            max_messages: TRANSFERS_BACKLOG_MAX,
+            max_bytes: TRANSFERS_BYTES_MAX,
+            duplicate_window: DUPLICATE_WINDOW,
+            max_message_size: 64 * 1024,
+            ..Default::default()
+        }
+    }
+
+    /// Result batches on their way to Redis.
+    pub fn results_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.results_stream.clone(),
+            subjects: vec![self.results_subject.clone()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::New,
+            max_bytes: RESULTS_BYTES_MAX,
+            ..Default::default()
+        }
+    }
+
+    /// Messages the processor gave up on, kept for operators.
+    pub fn dead_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.dead_stream.clone(),
+            subjects: vec![self.dead_subject.clone()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: DEAD_LETTER_AGE_MAX,
+            ..Default::default()
+        }
+    }
+
+    /// Creates the streams if missing (idempotent; every service may call it).
+    pub async fn ensure_streams(&self, js: &jetstream::Context) -> Result<(), async_nats::Error> {
+        for cfg in [
+            self.transfers_config(),
+            self.results_config(),
+            self.dead_config(),
+        ] {
+            js.get_or_create_stream(cfg).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every stream of this topology (tests clean up with it).
+    pub async fn delete_streams(&self, js: &jetstream::Context) {
+        for name in [
+            &self.transfers_stream,
+            &self.results_stream,
+            &self.dead_stream,
+        ] {
+            let _ = js.delete_stream(name).await;
+        }
+    }
+}
+
+/// Settings of the processor's durable pull consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Redelivery after this long without an ack (or a progress signal).
+    pub ack_wait: Duration,
+    /// Deliveries before a message goes to the dead-letter stream.
+    pub max_deliver: i64,
+    /// Messages handed out and not yet acked, across all processor replicas:
+    /// the bound on work in flight.
+    pub max_ack_pending: i64,
+}
+
+impl ConsumerSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            ack_wait: config::millis("CONSUMER_ACK_WAIT_MS", 30_000)?,
+            max_deliver: config::parse("CONSUMER_MAX_DELIVER", 10)?,
+            max_ack_pending: config::parse("CONSUMER_MAX_ACK_PENDING", 20_000)?,
+        })
+    }
+
+    pub fn pull_config(&self, durable: &str) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(durable.to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver,
+            max_ack_pending: self.max_ack_pending,
+            ..Default::default()
+        }
+    }
+}
