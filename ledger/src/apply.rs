@@ -489,6 +489,58 @@ mod tests {
     }
 }
 
+impl From<shared::messages::TransferCommand> for TransferRequest {
+    fn from(c: shared::messages::TransferCommand) -> Self {
+        Self {
+            id: c.id,
+            owner: c.owner,
+            idempotency_key: c.idempotency_key,
+            from_account: c.from_account,
+            to_account: c.to_account,
+            amount: c.amount,
+            currency: c.currency,
+            reference: c.reference,
+            accepted_at: c.accepted_at,
+        }
+    }
+}
+
+/// Records a transfer the processor gave up on as `rejected` /
+/// `processing_failed` (nothing moves), unless the id already exists. Returns
+/// the transfer as stored.
+pub async fn record_failure(
+    pool: &sqlx::PgPool,
+    r: &TransferRequest,
+) -> Result<TransferResult, LedgerError> {
+    let reason = RejectReason::ProcessingFailed;
+    sqlx::query(
+        "INSERT INTO transfers (id, owner_id, idempotency_key, fingerprint, from_account, to_account,
+                                amount, currency, reference, status, reason, created_at, processed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, left($8, 3), $9, 'rejected', $10, $11, now())
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(r.id)
+    .bind(r.owner)
+    .bind(&r.idempotency_key)
+    .bind(r.fingerprint().to_vec())
+    .bind(r.from_account)
+    .bind(r.to_account)
+    .bind(r.amount)
+    .bind(&r.currency)
+    .bind(&r.reference)
+    .bind(reason.as_str())
+    .bind(micros(r.accepted_at))
+    .execute(pool)
+    .await?;
+    let (row, _) = crate::transfers::get(pool, r.id)
+        .await?
+        .ok_or_else(|| LedgerError::Conflict("failed transfer vanished".into()))?;
+    Ok(TransferResult {
+        notify: vec![row.owner_id],
+        transfer: row.view(),
+    })
+}
+
 /// Truncates to PostgreSQL's timestamp precision.
 fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)

@@ -57,3 +57,19 @@ pub async fn id_by_name(pool: &PgPool, username: &str) -> Result<Option<Uuid>, L
         .fetch_optional(pool)
         .await?)
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub username: String,
+    pub role: String,
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, LedgerError> {
+    Ok(
+        sqlx::query_as("SELECT id, username, role FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}

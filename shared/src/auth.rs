@@ -82,6 +82,7 @@ pub enum TokenError {
 
 /// Signing and verification keys. One key signs; every listed key verifies,
 /// so a rotation keeps the previous key valid until its tokens expire.
+#[derive(Clone)]
 pub struct JwtKeys {
     signing_kid: String,
     signing: EncodingKey,

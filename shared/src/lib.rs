@@ -4,7 +4,9 @@
 
 pub mod auth;
 pub mod config;
+pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod money;
 #[cfg(feature = "http")]
 pub mod problem;

@@ -37,6 +37,36 @@ pub struct TransferCommand {
     pub accepted_at: DateTime<Utc>,
 }
 
+impl TransferCommand {
+    /// How the transfer looks while it waits in the queue.
+    pub fn pending_view(&self) -> TransferView {
+        TransferView {
+            id: self.id,
+            status: TransferStatus::Pending,
+            reason: None,
+            from_account: self.from_account,
+            to_account: self.to_account,
+            amount: format_money(self.amount, &self.currency),
+            currency: self.currency.clone(),
+            reference: self.reference.clone(),
+            created_at: self.accepted_at,
+            committed_at: None,
+            processed_at: None,
+        }
+    }
+
+    /// The request fingerprint (same function the ledger stores).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        crate::transfer::fingerprint(
+            self.from_account,
+            self.to_account,
+            self.amount,
+            &self.currency,
+            self.reference.as_deref(),
+        )
+    }
+}
+
 /// A transfer as the API and the WebSocket show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferView {

@@ -35,6 +35,14 @@ impl Shutdown {
         }
     }
 
+    /// A signal that never fires (for work that must finish regardless).
+    pub fn never() -> Self {
+        static NEVER: std::sync::OnceLock<watch::Sender<bool>> = std::sync::OnceLock::new();
+        Self {
+            rx: NEVER.get_or_init(|| watch::channel(false).0).subscribe(),
+        }
+    }
+
     pub fn is_triggered(&self) -> bool {
         *self.rx.borrow()
     }

@@ -51,6 +51,11 @@ impl Topology {
         }
     }
 
+    /// The subject of one transfer's command.
+    pub fn command_subject(&self, id: uuid::Uuid) -> String {
+        format!("{}.{}", self.transfers_subject, id)
+    }
+
     /// From `NATS_PREFIX` (default `bank`).
     pub fn from_env() -> Result<Self, ConfigError> {
         let prefix = config::string("NATS_PREFIX", "bank");
@@ -72,7 +77,9 @@ impl Topology {
     pub fn transfers_config(&self) -> stream::Config {
         stream::Config {
             name: self.transfers_stream.clone(),
-            subjects: vec![self.transfers_subject.clone()],
+            // One subject per transfer (`<p>.transfers.cmd.<id>`): the gateway
+            // can find a pending command by id without a database of its own.
+            subjects: vec![format!("{}.*", self.transfers_subject)],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::New,

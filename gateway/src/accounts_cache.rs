@@ -1,0 +1,59 @@
+//! Account owner and currency never change, so the gateway can check
+//! ownership and currency before publishing without asking the database
+//! twice for the same account. Misses go to the database; unknown ids are not
+//! cached (they may be created later).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use ledger::LedgerError;
+use ledger::accounts::{self, AccountKey};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Bound on cached accounts; past it the cache starts over (a miss costs one
+/// indexed lookup, so a crude bound is enough).
+const CAPACITY: usize = 1_000_000;
+
+#[derive(Default)]
+pub struct AccountCache {
+    map: RwLock<HashMap<Uuid, AccountKey>>,
+}
+
+impl AccountCache {
+    /// The keys of `ids`, in order; `None` for an account that does not exist.
+    pub async fn lookup<const N: usize>(
+        &self,
+        pool: &PgPool,
+        ids: [Uuid; N],
+    ) -> Result<[Option<AccountKey>; N], LedgerError> {
+        let mut found = [None; N];
+        let mut missing = Vec::new();
+        {
+            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+            for (slot, id) in found.iter_mut().zip(ids) {
+                *slot = map.get(&id).copied();
+                if slot.is_none() {
+                    missing.push(id);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let fetched = accounts::keys(pool, &missing).await?;
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() + fetched.len() > CAPACITY {
+            map.clear();
+        }
+        for key in fetched {
+            map.insert(key.id, key);
+            for (slot, id) in found.iter_mut().zip(ids) {
+                if id == key.id {
+                    *slot = Some(key);
+                }
+            }
+        }
+        Ok(found)
+    }
+}

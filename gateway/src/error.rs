@@ -1,0 +1,125 @@
+//! Every way a request can fail, mapped to an RFC 9457 response in one place.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ledger::LedgerError;
+use shared::problem::{FieldError, Problem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("the body is not valid JSON for this endpoint: {0}")]
+    MalformedBody(String),
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("unknown user or wrong password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    Unprocessable {
+        slug: &'static str,
+        title: &'static str,
+        detail: String,
+        field: &'static str,
+    },
+    #[error("this Idempotency-Key was already used with a different request")]
+    KeyReused,
+    #[error("a request with this Idempotency-Key is still being processed")]
+    InProgress,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    fn problem(&self) -> Problem {
+        use StatusCode as S;
+        let detail = self.to_string();
+        match self {
+            Self::Validation(errors) => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid request",
+                "One or more fields are invalid; see `errors`.",
+            )
+            .with_errors(errors.clone()),
+            Self::MalformedBody(_) => {
+                Problem::new(S::BAD_REQUEST, "malformed-body", "Malformed request body", detail)
+            }
+            Self::Unauthenticated(_) => Problem::unauthorized(detail),
+            Self::InvalidCredentials => Problem::unauthorized(detail),
+            Self::Forbidden(_) => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", detail),
+            Self::NotFound(_) => Problem::new(S::NOT_FOUND, "not-found", "Not found", detail),
+            Self::Unprocessable {
+                slug,
+                title,
+                detail,
+                field,
+            } => Problem::new(S::UNPROCESSABLE_ENTITY, slug, title, detail.clone()).with_errors(
+                vec![FieldError {
+                    field: (*field).to_owned(),
+                    message: detail.clone(),
+                }],
+            ),
+            Self::KeyReused => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                detail,
+            ),
+            Self::InProgress => Problem::new(
+                S::CONFLICT,
+                "request-in-progress",
+                "Request in progress",
+                format!("{detail}; retry shortly"),
+            )
+            .retry_after(1),
+            Self::Unavailable(_) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                detail,
+            )
+            .retry_after(1),
+            Self::Ledger(e) if e.is_transient() => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "the ledger database is unavailable; retry shortly",
+            )
+            .retry_after(1),
+            Self::Ledger(_) | Self::Internal(_) => Problem::new(
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "an unexpected error occurred; it has been logged",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        if problem.status >= 500 {
+            tracing::error!(error = %self, status = problem.status, "request failed");
+        } else {
+            tracing::debug!(error = %self, status = problem.status, "request refused");
+        }
+        problem.into_response()
+    }
+}

@@ -1,0 +1,98 @@
+//! Request extractors: the authenticated caller, JSON bodies and the
+//! Idempotency-Key header, each failing with a problem+json response.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use shared::auth::Role;
+use shared::transfer::IdempotencyKey;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::SharedState;
+
+/// The user behind a valid bearer token.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Only roles that move money may call money-moving endpoints.
+    pub fn require_mover(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Customer | Role::Batch => Ok(()),
+            Role::Ops => Err(ApiError::Forbidden("the ops role reads and never moves money")),
+        }
+    }
+
+    /// Whether the caller may read data owned by `owner`.
+    pub fn may_read(&self, owner: Uuid) -> bool {
+        self.role == Role::Ops || self.id == owner
+    }
+}
+
+impl FromRequestParts<SharedState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthenticated("missing Authorization: Bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthenticated("Authorization must be `Bearer <token>`"))?;
+        let claims = state
+            .keys
+            .verify(token.trim())
+            .map_err(|_| ApiError::Unauthenticated("the token is invalid or expired"))?;
+        Ok(Self {
+            id: claims.sub,
+            role: claims.role,
+        })
+    }
+}
+
+/// A JSON body; any parse failure is a 400 problem naming what was wrong.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<SharedState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
+        if let Some(ct) = req.headers().get(axum::http::header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("");
+            if !ct.starts_with("application/json") && !ct.ends_with("+json") {
+                return Err(ApiError::MalformedBody(
+                    "Content-Type must be application/json".into(),
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::MalformedBody(e.to_string()))
+    }
+}
+
+/// The required `Idempotency-Key` header.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+    let raw = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::field("Idempotency-Key", "the header is required"))?;
+    let text = raw
+        .to_str()
+        .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
+    IdempotencyKey::parse(text).map_err(|e| ApiError::field("Idempotency-Key", e.to_string()))
+}

@@ -1,0 +1,135 @@
+//! Cross-cutting HTTP layers: security headers, CORS, body and time limits,
+//! per-route metrics, the web page, and problem+json for unknown API paths.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use shared::problem::Problem;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+
+/// The page may talk to itself and to the notifier's WebSocket only.
+fn content_security_policy(ws_url: &str) -> String {
+    let ws_origin = ws_url
+        .split('/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/");
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' {ws_origin}; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self'; object-src 'none'"
+    )
+}
+
+fn static_header(name: &'static str, value: &str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static(name),
+        HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+    )
+}
+
+pub fn layers(api: Router, config: &Config) -> Router {
+    let mut app = api.fallback(not_found);
+    if let Some(dir) = config.web_dir.as_ref().filter(|d| d.join("index.html").is_file()) {
+        // The single-page app: unknown non-API paths get index.html.
+        let pages = ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")));
+        app = app.fallback_service(tower::ServiceExt::map_request(pages, |r: Request| r));
+        app = app.route("/v1/{*rest}", axum::routing::any(not_found));
+    }
+    let cors = if config.cors_origins.is_empty() {
+        CorsLayer::new()
+    } else {
+        let origins: Vec<HeaderValue> = config
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                header::LOCATION,
+                header::RETRY_AFTER,
+                HeaderName::from_static("idempotent-replayed"),
+            ])
+    };
+    app.layer(middleware::from_fn(record_metrics))
+        .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
+        .layer(cors)
+        .layer(static_header(
+            "content-security-policy",
+            &content_security_policy(&config.public_ws_url),
+        ))
+        .layer(static_header(
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        ))
+        .layer(static_header("x-content-type-options", "nosniff"))
+        .layer(static_header("x-frame-options", "DENY"))
+        .layer(static_header("referrer-policy", "no-referrer"))
+        .layer(TraceLayer::new_for_http())
+        // Never log bearer tokens or cookies.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
+
+async fn not_found() -> Response {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such endpoint; see README for the API",
+    )
+    .into_response()
+}
+
+/// Request count and latency by route template (never by raw path: ids
+/// would explode the label space).
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_owned();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_server_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
+    metrics::histogram!("http_server_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    if response.headers().get(header::CACHE_CONTROL).is_none()
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().ends_with(b"json"))
+    {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

@@ -1,0 +1,114 @@
+//! The gateway: authenticates, validates, publishes transfers to JetStream
+//! (202 only after JetStream's ack) and serves reads from the ledger.
+//!
+//! Layout: `routes/*` are thin handlers; `publish` talks to JetStream;
+//! `error` maps every failure to RFC 9457 in one place; `http` holds the
+//! cross-cutting layers (security headers, CORS, limits, metrics).
+
+mod accounts_cache;
+pub mod config;
+pub mod error;
+mod extract;
+mod http;
+mod publish;
+pub mod routes;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream;
+use axum::Router;
+use axum::routing::{get, post};
+use shared::shutdown::Shutdown;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use state::{AppState, SharedState};
+
+/// Connects to PostgreSQL and NATS (retrying until they answer) and builds
+/// the shared state.
+pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
+    let pool = ledger::pool(&config.database_url, config.database_connections)
+        .context("DATABASE_URL")?;
+    let nats = async_nats::ConnectOptions::new()
+        .name("gateway")
+        .retry_on_initial_connect()
+        .connect(&config.nats_url)
+        .await
+        .with_context(|| format!("connect to NATS at {}", config.nats_url))?;
+    let js = jetstream::context::ContextBuilder::new()
+        .timeout(config.publish_timeout)
+        .max_ack_inflight(config.publish_inflight_max)
+        .backpressure_on_inflight(true)
+        .build(nats.clone());
+    // Creating the streams here too lets any service start first.
+    let mut delay = Duration::from_millis(200);
+    while let Err(e) = config.topology.ensure_streams(&js).await {
+        tracing::warn!(error = %e, "JetStream not ready; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    Ok(Arc::new(AppState {
+        pool,
+        nats,
+        js,
+        topology: config.topology.clone(),
+        keys: config.keys.clone(),
+        accounts: Default::default(),
+        public_ws_url: config.public_ws_url.clone(),
+        publish_timeout: config.publish_timeout,
+        login_permits: tokio::sync::Semaphore::new(4),
+    }))
+}
+
+/// Every route, with the layers of [`http`].
+pub fn router(state: SharedState, config: &Config) -> Router {
+    use routes::{accounts, auth, system, transfers};
+    let api = Router::new()
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/me", get(auth::me))
+        .route("/v1/config", get(system::config))
+        .route("/v1/accounts", get(accounts::list))
+        .route("/v1/accounts/{id}", get(accounts::get))
+        .route("/v1/accounts/{id}/entries", get(accounts::entries))
+        .route("/v1/transfers", post(transfers::create).get(transfers::list))
+        .route("/v1/transfers/{id}", get(transfers::get))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(shared::metrics::handler))
+        .with_state(state);
+    http::layers(api, config)
+}
+
+/// Serves until `shutdown`, then drains in-flight requests.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    shared::metrics::install();
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("bind {}", config.addr))?;
+    serve(listener, config, shutdown).await
+}
+
+/// Like [`run`] on an already bound listener (tests bind port 0).
+pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let state = connect(&config).await?;
+    let app = router(state, &config);
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    let mut stop = shutdown.clone();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.wait().await })
+    .await?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// `gateway healthcheck`: exit 0 if `/healthz` on `GATEWAY_ADDR` answers 200.
+pub async fn healthcheck() -> std::process::ExitCode {
+    let addr = shared::config::string("GATEWAY_ADDR", "127.0.0.1:8080");
+    shared::health::probe(&addr).await
+}

@@ -1,0 +1,98 @@
+//! Publishing transfer commands to JetStream and finding pending ones.
+//!
+//! Each command goes to its own subject (`<p>.transfers.cmd.<id>`) with
+//! `Nats-Msg-Id` = transfer id (JetStream's duplicate window drops concurrent
+//! retries) and `Nats-Expected-Last-Subject-Sequence: 0` (the stream refuses
+//! a second message for an id that is still queued, whatever the window).
+//! Publishes are pipelined: each request awaits only its own ack, and the
+//! context bounds the acks in flight (back-pressure, not an unbounded queue).
+
+use std::time::Instant;
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use shared::messages::{HEADER_TRANSFER_ID, TransferCommand};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::SharedState;
+
+pub enum Published {
+    /// JetStream stored it: the transfer is durable and will be applied.
+    New,
+    /// A message with this id was published before (a retry).
+    AlreadyThere,
+}
+
+fn unavailable() -> ApiError {
+    ApiError::Unavailable("the transfer queue is unavailable; nothing was sent, retry shortly".into())
+}
+
+pub async fn transfer(state: &SharedState, command: &TransferCommand) -> Result<Published, ApiError> {
+    let payload =
+        serde_json::to_vec(command).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+    let id = command.id.to_string();
+    let message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(&id)
+        .header(HEADER_TRANSFER_ID, id.as_str())
+        .expected_last_subject_sequence(0);
+    let started = Instant::now();
+    let ack = tokio::time::timeout(state.publish_timeout, async {
+        state
+            .js
+            .send_publish(state.topology.command_subject(command.id), message)
+            .await?
+            .await
+    })
+    .await;
+    metrics::histogram!("gateway_publish_ack_seconds").record(started.elapsed().as_secs_f64());
+    match ack {
+        Ok(Ok(ack)) if ack.duplicate => {
+            metrics::counter!("gateway_publish_total", "result" => "duplicate").increment(1);
+            Ok(Published::AlreadyThere)
+        }
+        Ok(Ok(_)) => {
+            metrics::counter!("gateway_publish_total", "result" => "stored").increment(1);
+            Ok(Published::New)
+        }
+        Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => {
+            metrics::counter!("gateway_publish_total", "result" => "queued_already").increment(1);
+            Ok(Published::AlreadyThere)
+        }
+        Ok(Err(e)) => {
+            metrics::counter!("gateway_publish_total", "result" => "error").increment(1);
+            tracing::warn!(error = %e, "publish failed");
+            Err(unavailable())
+        }
+        Err(_) => {
+            metrics::counter!("gateway_publish_total", "result" => "timeout").increment(1);
+            tracing::warn!("publish timed out");
+            Err(unavailable())
+        }
+    }
+}
+
+/// The command for `id` if it is still waiting in the queue.
+pub async fn pending_command(
+    state: &SharedState,
+    id: Uuid,
+) -> Result<Option<TransferCommand>, ApiError> {
+    let stream = state
+        .js
+        .get_stream_no_info(&state.topology.transfers_stream)
+        .await
+        .map_err(|_| unavailable())?;
+    match stream
+        .get_last_raw_message_by_subject(&state.topology.command_subject(id))
+        .await
+    {
+        Ok(message) => Ok(serde_json::from_slice(&message.payload).ok()),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => {
+            tracing::warn!(error = %e, "queue lookup failed");
+            Err(unavailable())
+        }
+    }
+}

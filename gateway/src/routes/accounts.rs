@@ -1,0 +1,68 @@
+//! `GET /v1/accounts`, `GET /v1/accounts/{id}`, `GET /v1/accounts/{id}/entries`.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use shared::messages::{AccountView, EntryView};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::routes::transfers::{Page, PageParams};
+use crate::state::SharedState;
+
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> Result<Json<Vec<AccountView>>, ApiError> {
+    let rows = ledger::accounts::list_for_owner(&state.pool, caller.id).await?;
+    Ok(Json(rows.iter().map(|a| a.view()).collect()))
+}
+
+/// The account if the caller may see it; otherwise the same 404 as for an
+/// unknown id (no probing for other people's account ids).
+async fn visible(
+    state: &SharedState,
+    caller: Caller,
+    id: &str,
+) -> Result<ledger::accounts::AccountRow, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no account {id:?} visible to you"));
+    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    match ledger::accounts::get(&state.pool, id).await? {
+        Some(a) if caller.may_read(a.owner_id) => Ok(a),
+        _ => Err(not_found()),
+    }
+}
+
+pub async fn get(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>, ApiError> {
+    Ok(Json(visible(&state, caller, &id).await?.view()))
+}
+
+pub async fn entries(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<Page<EntryView>>, ApiError> {
+    let params = PageParams::from_query(query)?;
+    let limit = params.limit()?;
+    let before = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))?,
+        ),
+    };
+    let account = visible(&state, caller, &id).await?;
+    let items = ledger::accounts::entries(&state.pool, &account, limit, before).await?;
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|e| e.id.to_string()))
+        .flatten();
+    Ok(Json(Page { items, next_cursor }))
+}

@@ -1,0 +1,4 @@
+pub mod accounts;
+pub mod auth;
+pub mod system;
+pub mod transfers;

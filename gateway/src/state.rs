@@ -1,0 +1,26 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use shared::auth::JwtKeys;
+use shared::streams::Topology;
+use sqlx::PgPool;
+
+use crate::accounts_cache::AccountCache;
+
+pub struct AppState {
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub topology: Topology,
+    pub keys: JwtKeys,
+    pub accounts: AccountCache,
+    pub public_ws_url: String,
+    pub publish_timeout: Duration,
+    /// Concurrent password checks (each argon2id check holds ~19 MiB).
+    pub login_permits: tokio::sync::Semaphore,
+}
+
+pub type SharedState = Arc<AppState>;

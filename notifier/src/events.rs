@@ -1,0 +1,215 @@
+//! Reading events from Redis: the live feed (pub/sub) and the per-user
+//! replay buffer (a capped Redis stream). See the processor's relay for the
+//! writing side and the id scheme (`<epoch>.<seq>`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use shared::shutdown::Shutdown;
+use uuid::Uuid;
+
+use crate::hub::{Hub, Push};
+
+/// An event id: the Redis epoch and the user's sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventId {
+    pub epoch: String,
+    pub seq: u64,
+}
+
+impl EventId {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (epoch, seq) = text.split_once('.')?;
+        if epoch.is_empty() || epoch.len() > 32 || !epoch.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return None;
+        }
+        Some(Self {
+            epoch: epoch.to_owned(),
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+/// The full JSON message: the fragment is the event without its `{`.
+pub fn message(epoch: &str, seq: u64, fragment: &str) -> String {
+    format!("{{\"id\":\"{epoch}.{seq}\",{fragment}")
+}
+
+/// Subscribes to `<prefix>:events` and fans out to the hub, reconnecting
+/// with backoff. After any gap in the subscription every client is told to
+/// resync.
+pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shutdown: Shutdown) {
+    let channel = format!("{prefix}:events");
+    let mut delay = Duration::from_millis(200);
+    let mut had_connection = false;
+    while !shutdown.is_triggered() {
+        let attempt = async {
+            let client = redis::Client::open(redis_url.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let mut pubsub = match attempt.await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis unavailable for events; retrying");
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(delay) => {},
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if had_connection {
+            hub.resync_all();
+            metrics::counter!("notifier_resyncs_total", "cause" => "redis_reconnect").increment(1);
+        }
+        had_connection = true;
+        delay = Duration::from_millis(200);
+        tracing::info!("subscribed to events");
+        let mut messages = pubsub.on_message();
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.wait() => return,
+                msg = messages.next() => msg,
+            };
+            let Some(msg) = msg else {
+                tracing::warn!("event subscription lost; reconnecting");
+                break;
+            };
+            let Ok(payload) = msg.get_payload::<String>() else {
+                continue;
+            };
+            dispatch(&hub, &payload);
+        }
+    }
+}
+
+/// `"<user> <epoch>.<seq> <fragment>"` → the user's connections.
+fn dispatch(hub: &Hub, payload: &str) {
+    let mut parts = payload.splitn(3, ' ');
+    let (Some(user), Some(id), Some(fragment)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    let (Ok(user), Some(id)) = (user.parse::<Uuid>(), EventId::parse(id)) else {
+        return;
+    };
+    let text = message(&id.epoch, id.seq, fragment);
+    hub.send(
+        user,
+        Push::Event {
+            epoch: id.epoch.into(),
+            seq: id.seq,
+            text: text.into(),
+        },
+    );
+}
+
+/// Where a connecting client stands.
+pub enum Catchup {
+    /// Events after `since`, in order; `last` is the newest id.
+    Replay { last: EventId, events: Vec<String> },
+    /// The gap is older than the buffer, or Redis restarted: refetch.
+    Resync { last: EventId },
+}
+
+/// The user's current event id and, if `since` is given, what they missed.
+pub async fn catch_up(
+    redis: &mut ConnectionManager,
+    prefix: &str,
+    user: Uuid,
+    since: Option<&EventId>,
+    max: usize,
+) -> redis::RedisResult<Catchup> {
+    let epoch: Option<String> = redis::cmd("GET")
+        .arg(format!("{prefix}:epoch"))
+        .query_async(redis)
+        .await?;
+    let current: Option<u64> = redis::cmd("HGET")
+        .arg(format!("{prefix}:seq"))
+        .arg(user.to_string())
+        .query_async(redis)
+        .await?;
+    let last = EventId {
+        epoch: epoch.unwrap_or_else(|| "0".into()),
+        seq: current.unwrap_or(0),
+    };
+    let Some(since) = since else {
+        return Ok(Catchup::Replay {
+            last,
+            events: Vec::new(),
+        });
+    };
+    if since.epoch != last.epoch || since.seq > last.seq {
+        return Ok(Catchup::Resync { last });
+    }
+    if since.seq == last.seq {
+        return Ok(Catchup::Replay {
+            last,
+            events: Vec::new(),
+        });
+    }
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(format!("{prefix}:ev:{user}"))
+        .arg(format!("{}-0", since.seq + 1))
+        .arg("+")
+        .arg("COUNT")
+        .arg(max)
+        .query_async(redis)
+        .await?;
+    let mut events = Vec::with_capacity(entries.len());
+    let mut expected = since.seq + 1;
+    for (id, fields) in entries {
+        let seq: u64 = id.split('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        if seq != expected {
+            // Trimmed away: the client missed more than the buffer holds.
+            return Ok(Catchup::Resync { last });
+        }
+        let fragment = fields.get(1).map(String::as_str).unwrap_or("");
+        events.push(message(&last.epoch, seq, fragment));
+        expected += 1;
+    }
+    if expected <= last.seq {
+        // More missed than one catch-up sends, or some are gone.
+        return Ok(Catchup::Resync { last });
+    }
+    Ok(Catchup::Replay {
+        last: EventId {
+            epoch: last.epoch,
+            seq: expected - 1,
+        },
+        events,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids() {
+        assert_eq!(
+            EventId::parse("a1b2.42"),
+            Some(EventId {
+                epoch: "a1b2".into(),
+                seq: 42
+            })
+        );
+        assert_eq!(EventId::parse("42"), None);
+        assert_eq!(EventId::parse("a.b"), None);
+        assert_eq!(EventId::parse(".1"), None);
+        assert_eq!(EventId::parse("x y.1"), None);
+    }
+
+    #[test]
+    fn messages_are_json() {
+        let text = message("e1", 7, r#""type":"resync"}"#);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["id"], "e1.7");
+        assert_eq!(v["type"], "resync");
+    }
+}

@@ -1,0 +1,180 @@
+//! `GET /v1/ws?access_token=…&since=…`: one user's live events.
+//!
+//! The token is checked before the upgrade (a 401 problem otherwise) and is
+//! never logged. On connect the client gets what it missed since `since` (or
+//! `{"type":"resync"}` when that is impossible), then `{"type":"ready","id"}`,
+//! then live events. The socket closes when the token expires, when the
+//! client is too slow to keep up, or on shutdown (close code 1001).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use shared::problem::Problem;
+use uuid::Uuid;
+
+use crate::events::{self, Catchup, EventId};
+use crate::hub::Push;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct WsParams {
+    access_token: Option<String>,
+    since: Option<String>,
+}
+
+const RESYNC: &str = r#"{"type":"resync"}"#;
+
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return Problem::new(StatusCode::BAD_REQUEST, "malformed-query", "Malformed query", "bad query string").into_response();
+    };
+    if !state.config.allowed_origins.is_empty() {
+        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        if !origin.is_some_and(|o| state.config.allowed_origins.iter().any(|a| a == o)) {
+            return Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", "origin not allowed").into_response();
+        }
+    }
+    let claims = match params.access_token.as_deref().map(|t| state.config.keys.verify(t)) {
+        Some(Ok(c)) => c,
+        _ => return Problem::unauthorized("a valid access_token query parameter is required").into_response(),
+    };
+    let since = match params.since.as_deref() {
+        None | Some("") => None,
+        Some(text) => match EventId::parse(text) {
+            Some(id) => Some(id),
+            None => {
+                return Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", "since must be an event id this server sent").into_response();
+            }
+        },
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return (e.status(), e.body_text()).into_response(),
+    };
+    let expires_in = Duration::from_secs(claims.exp.saturating_sub(shared::auth::unix_now()));
+    ws.max_message_size(4096)
+        .on_upgrade(move |socket| session(state, socket, claims.sub, since, expires_in))
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+async fn session(
+    state: Arc<AppState>,
+    mut socket: WebSocket,
+    user: Uuid,
+    since: Option<EventId>,
+    expires_in: Duration,
+) {
+    let (conn, mut rx) = state.hub.register(user, state.config.queue_max);
+    let mut redis = state.redis.clone();
+    let catchup =
+        events::catch_up(&mut redis, &state.config.redis_prefix, user, since.as_ref(), state.config.queue_max).await;
+    let mut last = match catchup {
+        Ok(Catchup::Replay { last, events }) => {
+            let mut ok = true;
+            for e in events {
+                metrics::counter!("notifier_events_sent_total", "kind" => "replay").increment(1);
+                if socket.send(Message::Text(e.into())).await.is_err() {
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok {
+                state.hub.unregister(user, conn);
+                return;
+            }
+            last
+        }
+        Ok(Catchup::Resync { last }) => {
+            metrics::counter!("notifier_resyncs_total", "cause" => "gap").increment(1);
+            let _ = socket.send(Message::Text(RESYNC.into())).await;
+            last
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the replay buffer");
+            state.hub.unregister(user, conn);
+            close(&mut socket, close_code::AGAIN, "events unavailable; retry").await;
+            return;
+        }
+    };
+    let ready = format!(r#"{{"type":"ready","id":"{}.{}"}}"#, last.epoch, last.seq);
+    if socket.send(Message::Text(ready.into())).await.is_err() {
+        state.hub.unregister(user, conn);
+        return;
+    }
+
+    let mut shutdown = state.shutdown.clone();
+    let mut ping = tokio::time::interval(state.config.ping_interval);
+    ping.tick().await;
+    let mut awaiting_pong = false;
+    let expiry = tokio::time::sleep(expires_in);
+    tokio::pin!(expiry);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => {
+                close(&mut socket, close_code::AWAY, "server shutting down").await;
+                break;
+            }
+            _ = &mut expiry => {
+                close(&mut socket, 4001, "token expired").await;
+                break;
+            }
+            push = rx.recv() => match push {
+                Some(Push::Event { epoch, seq, text }) => {
+                    if *epoch != *last.epoch {
+                        // Redis lost its data: ids restarted.
+                        if socket.send(Message::Text(RESYNC.into())).await.is_err() { break; }
+                        last = EventId { epoch: epoch.to_string(), seq: 0 };
+                    }
+                    if seq <= last.seq {
+                        continue; // already sent by the replay
+                    }
+                    last.seq = seq;
+                    metrics::counter!("notifier_events_sent_total", "kind" => "live").increment(1);
+                    if socket.send(Message::Text(Utf8Bytes::from(&*text))).await.is_err() { break; }
+                }
+                Some(Push::Resync) => {
+                    metrics::counter!("notifier_resyncs_total", "cause" => "server").increment(1);
+                    if socket.send(Message::Text(RESYNC.into())).await.is_err() { break; }
+                }
+                None => {
+                    // The hub dropped us: we fell too far behind.
+                    close(&mut socket, close_code::AGAIN, "too slow; reconnect with since").await;
+                    break;
+                }
+            },
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    tracing::debug!(%user, "no pong; closing");
+                    break;
+                }
+                awaiting_pong = true;
+                if socket.send(Message::Ping(Default::default())).await.is_err() { break; }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Pong(_))) => awaiting_pong = false,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // The protocol is server-to-client; anything else is ignored.
+                Some(Ok(_)) => awaiting_pong = false,
+            },
+        }
+    }
+    state.hub.unregister(user, conn);
+}

@@ -1,0 +1,178 @@
+//! The processor: applies transfers from JetStream to the PostgreSQL ledger
+//! in batches (see `worker`), and relays results to Redis (see `relay`).
+//! Health and metrics are served on `PROCESSOR_ADDR`.
+
+pub mod config;
+mod relay;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use shared::shutdown::Shutdown;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Retries `f` with capped backoff until it succeeds or shutdown.
+async fn retry<T, E: std::fmt::Display, F, Fut>(
+    what: &str,
+    shutdown: &Shutdown,
+    mut f: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => tracing::warn!(error = %e, "{what} failed; retrying"),
+        }
+        if shutdown.is_triggered() {
+            anyhow::bail!("shutdown while waiting for {what}");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    config: jetstream::consumer::pull::Config,
+    shutdown: &Shutdown,
+) -> anyhow::Result<PullConsumer> {
+    let name = config.durable_name.clone().unwrap_or_default();
+    retry("create consumer", shutdown, || async {
+        let stream = js.get_stream(stream).await?;
+        stream
+            .get_or_create_consumer::<jetstream::consumer::pull::Config>(&name, config.clone())
+            .await
+            .map_err(async_nats::Error::from)
+    })
+    .await
+}
+
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    shared::metrics::install();
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("bind {}", config.addr))?;
+    serve(listener, config, shutdown).await
+}
+
+struct Health {
+    pool: PgPool,
+    nats: async_nats::Client,
+}
+
+pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let pool = ledger::pool(&config.database_url, config.workers as u32 + 2)
+        .context("DATABASE_URL")?;
+    let nats = async_nats::ConnectOptions::new()
+        .name("processor")
+        .retry_on_initial_connect()
+        .connect(&config.nats_url)
+        .await
+        .with_context(|| format!("connect to NATS at {}", config.nats_url))?;
+    let js = jetstream::new(nats.clone());
+    let topology = config.topology.clone();
+    retry("create streams", &shutdown, || topology.ensure_streams(&js)).await?;
+    let transfers = consumer(
+        &js,
+        &topology.transfers_stream,
+        config.consumer.pull_config(&topology.processor_consumer),
+        &shutdown,
+    )
+    .await?;
+    let results = consumer(
+        &js,
+        &topology.results_stream,
+        config.consumer.pull_config(&topology.relay_consumer),
+        &shutdown,
+    )
+    .await?;
+
+    let health = Arc::new(Health {
+        pool: pool.clone(),
+        nats: nats.clone(),
+    });
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(shared::metrics::handler))
+        .with_state(health);
+    let mut stop = shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await
+    });
+
+    let ctx = Arc::new(worker::Ctx {
+        pool,
+        js,
+        config: config.clone(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..config.workers {
+        tasks.spawn(worker::run(ctx.clone(), transfers.clone(), shutdown.clone()));
+    }
+    tasks.spawn(relay::run(
+        results,
+        config.redis_url.clone(),
+        config.redis_prefix.clone(),
+        config.replay_buffer,
+        shutdown.clone(),
+    ));
+    tasks.spawn(watch_lag(transfers, shutdown.clone()));
+    tracing::info!(workers = config.workers, batch_max = config.batch_max, "processor running");
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "a processor task failed");
+        }
+    }
+    // Acks are buffered in the client: send them before leaving.
+    let _ = nats.flush().await;
+    let _ = http.await;
+    tracing::info!("processor stopped");
+    Ok(())
+}
+
+async fn readyz(State(h): State<Arc<Health>>) -> StatusCode {
+    let nats = h.nats.connection_state() == async_nats::connection::State::Connected;
+    if nats && ledger::ping(&h.pool).await {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// Consumer lag as gauges, for dashboards and autoscaling.
+async fn watch_lag(mut consumer: PullConsumer, mut shutdown: Shutdown) {
+    loop {
+        if let Ok(info) = consumer.info().await {
+            metrics::gauge!("processor_consumer_pending").set(info.num_pending as f64);
+            metrics::gauge!("processor_consumer_ack_pending").set(info.num_ack_pending as f64);
+            metrics::gauge!("processor_consumer_redelivered").set(info.num_redelivered as f64);
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {},
+        }
+    }
+}
+
+/// `processor healthcheck`.
+pub async fn healthcheck() -> std::process::ExitCode {
+    shared::health::probe(&shared::config::string("PROCESSOR_ADDR", "127.0.0.1:8082")).await
+}

@@ -1,0 +1,309 @@
+//! One worker: pull a batch, apply it in one transaction, hand the results on,
+//! then ack. Several workers (and processes) share the durable consumer.
+//!
+//! Failure handling, by kind:
+//! * transient (database down, serialization failure, deadlock): retry the
+//!   same batch in place with capped backoff, telling JetStream the work is in
+//!   progress so it is not redelivered meanwhile; on shutdown, nak with a delay.
+//! * permanent (the database refuses the batch): split it and apply each
+//!   transfer alone; a transfer that fails alone is dead-lettered.
+//! * a message on its last allowed delivery is applied alone, so a poison
+//!   message that kills processes cannot take other transfers with it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{self, AckKind, Message};
+use ledger::LedgerError;
+use ledger::apply::{Applied, TransferRequest, apply_batch, record_failure};
+use shared::messages::{ResultBatch, SCHEMA_VERSION, TransferCommand, TransferResult};
+use shared::shutdown::Shutdown;
+use sqlx::PgPool;
+use tokio_stream::StreamExt;
+
+use crate::Config;
+
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub struct Ctx {
+    pub pool: PgPool,
+    pub js: jetstream::Context,
+    pub config: Config,
+}
+
+enum Failure {
+    /// Shutdown was requested while waiting for a dependency.
+    Stopped,
+    Permanent(LedgerError),
+}
+
+pub async fn run(ctx: Arc<Ctx>, consumer: PullConsumer, mut shutdown: Shutdown) {
+    while !shutdown.is_triggered() {
+        let messages = match consumer
+            .stream()
+            .max_messages_per_batch(ctx.config.batch_max)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pull from JetStream; retrying");
+                sleep_or_stop(Duration::from_secs(1), &mut shutdown).await;
+                continue;
+            }
+        };
+        let chunks = messages.chunks_timeout(ctx.config.batch_max, ctx.config.linger);
+        tokio::pin!(chunks);
+        loop {
+            let chunk = tokio::select! {
+                _ = shutdown.wait() => return,
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
+            let mut batch = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                match item {
+                    Ok(m) => batch.push(m),
+                    // Missed heartbeats and reconnects surface here; the
+                    // stream recovers by itself.
+                    Err(e) => tracing::debug!(error = %e, "pull stream hiccup"),
+                }
+            }
+            if !batch.is_empty() {
+                handle(&ctx, batch, &shutdown).await;
+            }
+        }
+    }
+}
+
+async fn sleep_or_stop(d: Duration, shutdown: &mut Shutdown) {
+    tokio::select! {
+        _ = shutdown.wait() => {},
+        _ = tokio::time::sleep(d) => {},
+    }
+}
+
+fn delivered(m: &Message) -> i64 {
+    m.info().map(|i| i.delivered).unwrap_or(1)
+}
+
+async fn handle(ctx: &Ctx, messages: Vec<Message>, shutdown: &Shutdown) {
+    let started = Instant::now();
+    let mut normal = Vec::with_capacity(messages.len());
+    let mut last_chance = Vec::new();
+    for m in messages {
+        match serde_json::from_slice::<TransferCommand>(&m.payload) {
+            Ok(cmd) if cmd.v == SCHEMA_VERSION => {
+                let item = (m, TransferRequest::from(cmd));
+                if delivered(&item.0) >= ctx.config.consumer.max_deliver {
+                    last_chance.push(item);
+                } else {
+                    normal.push(item);
+                }
+            }
+            _ => dead_letter(ctx, &m, None, "undecodable message").await,
+        }
+    }
+    let size = normal.len() + last_chance.len();
+    if !normal.is_empty() {
+        apply_or_split(ctx, normal, shutdown).await;
+    }
+    for item in last_chance {
+        apply_or_split(ctx, vec![item], shutdown).await;
+    }
+    metrics::histogram!("processor_batch_size").record(size as f64);
+    metrics::histogram!("processor_batch_seconds").record(started.elapsed().as_secs_f64());
+}
+
+async fn apply_or_split(ctx: &Ctx, group: Vec<(Message, TransferRequest)>, shutdown: &Shutdown) {
+    match apply_group(ctx, &group, shutdown).await {
+        Ok(()) => {}
+        Err(Failure::Stopped) => nak_all(&group).await,
+        Err(Failure::Permanent(e)) if group.len() > 1 => {
+            tracing::warn!(error = %e, size = group.len(), "batch refused; applying one by one");
+            for item in group {
+                let single = [item];
+                match apply_group(ctx, &single, shutdown).await {
+                    Ok(()) => {}
+                    Err(Failure::Stopped) => nak_all(&single).await,
+                    Err(Failure::Permanent(e)) => {
+                        let [(m, r)] = single;
+                        dead_letter(ctx, &m, Some(&r), &e.to_string()).await;
+                    }
+                }
+            }
+        }
+        Err(Failure::Permanent(e)) => {
+            for (m, r) in &group {
+                dead_letter(ctx, m, Some(r), &e.to_string()).await;
+            }
+        }
+    }
+}
+
+/// Applies, hands the results on, acks. Retries transient failures in place.
+async fn apply_group(
+    ctx: &Ctx,
+    group: &[(Message, TransferRequest)],
+    shutdown: &Shutdown,
+) -> Result<(), Failure> {
+    let requests: Vec<TransferRequest> = group.iter().map(|(_, r)| r.clone()).collect();
+    let started = Instant::now();
+    let mut progress_sent = Instant::now();
+    let mut delay = BACKOFF_START;
+    let mut shutdown = shutdown.clone();
+    let applied = loop {
+        match apply_batch(&ctx.pool, &requests).await {
+            Ok(applied) => break applied,
+            Err(e) if e.is_transient() => {
+                metrics::counter!("processor_apply_retries_total").increment(1);
+                tracing::warn!(error = %e, size = requests.len(), "ledger unavailable; retrying batch");
+                if shutdown.is_triggered() {
+                    return Err(Failure::Stopped);
+                }
+                keep_alive(ctx, group, &mut progress_sent).await;
+                sleep_or_stop(delay, &mut shutdown).await;
+                delay = (delay * 2).min(BACKOFF_MAX);
+            }
+            Err(e) => return Err(Failure::Permanent(e)),
+        }
+    };
+    metrics::histogram!("processor_apply_seconds").record(started.elapsed().as_secs_f64());
+    record_outcomes(&applied);
+    let results = ResultBatch {
+        v: SCHEMA_VERSION,
+        transfers: applied.transfers,
+        accounts: applied.accounts,
+    };
+    publish_results(ctx, &results, group, &mut shutdown).await?;
+    for (m, _) in group {
+        // A lost ack only means a redelivery, which the ledger absorbs.
+        if let Err(e) = m.ack().await {
+            tracing::debug!(error = %e, "ack failed; the message will be redelivered");
+        }
+    }
+    Ok(())
+}
+
+fn record_outcomes(applied: &Applied) {
+    use ledger::apply::Outcome;
+    for o in &applied.outcomes {
+        let (outcome, reason) = match o {
+            Outcome::Committed => ("committed", ""),
+            Outcome::Rejected(r) => ("rejected", r.as_str()),
+            Outcome::Duplicate => ("duplicate", ""),
+            Outcome::KeyReused => ("key_reused", ""),
+        };
+        metrics::counter!("processor_transfers_total", "outcome" => outcome, "reason" => reason)
+            .increment(1);
+    }
+}
+
+/// Tells JetStream we are still working on these (resets their ack timer).
+async fn keep_alive(ctx: &Ctx, group: &[(Message, TransferRequest)], last: &mut Instant) {
+    if last.elapsed() < ctx.config.consumer.ack_wait / 3 {
+        return;
+    }
+    for (m, _) in group {
+        let _ = m.ack_with(AckKind::Progress).await;
+    }
+    *last = Instant::now();
+}
+
+/// Publishes the batch's results to the results stream and waits for the
+/// ack, retrying until it is stored or shutdown is requested. Only then are
+/// the transfer messages acked: a result is never lost between commit and
+/// notification (a redelivery re-emits it from the ledger).
+async fn publish_results(
+    ctx: &Ctx,
+    results: &ResultBatch,
+    group: &[(Message, TransferRequest)],
+    shutdown: &mut Shutdown,
+) -> Result<(), Failure> {
+    if results.transfers.is_empty() && results.accounts.is_empty() {
+        return Ok(());
+    }
+    let payload = match serde_json::to_vec(results) {
+        Ok(p) => bytes::Bytes::from(p),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode results");
+            return Ok(());
+        }
+    };
+    let mut delay = BACKOFF_START;
+    let mut progress_sent = Instant::now();
+    loop {
+        let attempt = async {
+            ctx.js
+                .publish(ctx.config.topology.results_subject.clone(), payload.clone())
+                .await?
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot publish results; retrying"),
+            Err(_) => tracing::warn!("publishing results timed out; retrying"),
+        }
+        if shutdown.is_triggered() {
+            return Err(Failure::Stopped);
+        }
+        keep_alive(ctx, group, &mut progress_sent).await;
+        sleep_or_stop(delay, shutdown).await;
+        delay = (delay * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn nak_all(group: &[(Message, TransferRequest)]) {
+    for (m, _) in group {
+        let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+    }
+}
+
+/// Gives up on one message: the transfer (if it could be decoded) ends
+/// `rejected` / `processing_failed` so its sender gets a final answer, the
+/// message is copied to the dead-letter stream for operators, and terminated.
+async fn dead_letter(ctx: &Ctx, m: &Message, request: Option<&TransferRequest>, error: &str) {
+    tracing::error!(error, subject = %m.subject, "dead-lettering a transfer message");
+    if let Some(r) = request {
+        match record_failure(&ctx.pool, r).await {
+            Ok(result) => {
+                let results = ResultBatch {
+                    v: SCHEMA_VERSION,
+                    transfers: vec![TransferResult { ..result }],
+                    accounts: vec![],
+                };
+                let mut stop = Shutdown::never();
+                let _ = publish_results(ctx, &results, &[], &mut stop).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record the failed transfer; will retry");
+                let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                return;
+            }
+        }
+    }
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Bank-Error", error.chars().take(200).collect::<String>().as_str());
+    headers.insert("Bank-Original-Subject", m.subject.as_str());
+    let stored = async {
+        ctx.js
+            .publish_with_headers(
+                ctx.config.topology.dead_subject.clone(),
+                headers,
+                m.payload.clone(),
+            )
+            .await?
+            .await
+    };
+    if let Err(e) = stored.await {
+        tracing::warn!(error = %e, "cannot store the dead letter; will retry");
+        let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+        return;
+    }
+    metrics::counter!("processor_dead_letters_total").increment(1);
+    let _ = m.ack_with(AckKind::Term).await;
+}
