@@ -1,1 +1,107 @@
-fn main() {}
+//! `bankadmin`: migrations, demo data, users, accounts and funding.
+
+use clap::{Parser, Subcommand};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "bankadmin", about = "Administer the bank ledger")]
+struct Cli {
+    /// PostgreSQL URL (also from DATABASE_URL_FILE).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/bank", hide_env_values = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database if missing and apply migrations.
+    Migrate,
+    /// Load demo users (alice, bob, batch, ops) and funded accounts.
+    SeedDemo,
+    /// Create a user (password read from BANKADMIN_PASSWORD).
+    CreateUser {
+        name: String,
+        #[arg(long, default_value = "customer")]
+        role: String,
+    },
+    /// Create an account for a user.
+    CreateAccount {
+        owner: String,
+        currency: String,
+        #[arg(long)]
+        id: Option<Uuid>,
+        #[arg(long, default_value = "0")]
+        overdraft_limit: Decimal,
+    },
+    /// Fund an account from the currency's funding account (idempotent per key).
+    Fund {
+        account: Uuid,
+        amount: String,
+        #[arg(long)]
+        key: String,
+    },
+    /// Check the ledger's invariants and print the report.
+    Check,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    shared::telemetry::init("bankadmin");
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bankadmin: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = shared::config::secret("DATABASE_URL")?.unwrap_or(cli.database_url);
+    if let Command::Migrate = cli.command {
+        ledger::create_database_if_missing(&url).await?;
+    }
+    let pool = ledger::pool(&url, 4)?;
+    match cli.command {
+        Command::Migrate => {
+            ledger::migrate(&pool).await?;
+            println!("migrations applied");
+        }
+        Command::SeedDemo => {
+            admin::seed_demo(&pool).await?;
+            println!("demo data loaded:");
+            for (name, password, role) in admin::DEMO_USERS {
+                println!("  {name:<6} / {password:<20} ({role})");
+            }
+            for (owner, id, currency, funds) in admin::DEMO_ACCOUNTS {
+                println!("  account {id}  {owner:<6} {currency} funded {funds}");
+            }
+        }
+        Command::CreateUser { name, role } => {
+            let password = shared::config::secret("BANKADMIN_PASSWORD")?
+                .ok_or_else(|| anyhow::anyhow!("set BANKADMIN_PASSWORD (or BANKADMIN_PASSWORD_FILE)"))?;
+            let id = admin::create_user(&pool, &name, &password, &role).await?;
+            println!("{id}");
+        }
+        Command::CreateAccount { owner, currency, id, overdraft_limit } => {
+            let id = id.unwrap_or_else(Uuid::now_v7);
+            admin::create_account(&pool, &owner, id, &currency, overdraft_limit).await?;
+            println!("{id}");
+        }
+        Command::Fund { account, amount, key } => {
+            admin::fund(&pool, account, &amount, &key).await?;
+            println!("funded {account} with {amount}");
+        }
+        Command::Check => {
+            let report = ledger::invariants::check(&pool).await?;
+            println!("{report:#?}");
+            if !report.holds() {
+                anyhow::bail!("invariants violated: {:?}", report.violations());
+            }
+            println!("all invariants hold");
+        }
+    }
+    Ok(())
+}

@@ -125,6 +125,14 @@ pub async fn catch_up(
     since: Option<&EventId>,
     max: usize,
 ) -> redis::RedisResult<Catchup> {
+    // The epoch is created by whoever needs it first (the relay does the
+    // same), so the ids a client gets before any event stay valid after it.
+    let _: Option<String> = redis::cmd("SET")
+        .arg(format!("{prefix}:epoch"))
+        .arg(format!("{:08x}", rand::random::<u32>()))
+        .arg("NX")
+        .query_async(redis)
+        .await?;
     let epoch: Option<String> = redis::cmd("GET")
         .arg(format!("{prefix}:epoch"))
         .query_async(redis)

@@ -134,6 +134,17 @@ impl TestNats {
         }
     }
 
+    /// Sequence of the last message ever stored in the transfers stream: it
+    /// only grows, so "unchanged" proves nothing was published.
+    pub async fn transfers_published(&self) -> u64 {
+        let mut stream = self
+            .js
+            .get_stream(&self.topology.transfers_stream)
+            .await
+            .expect("transfers stream");
+        stream.info().await.expect("stream info").state.last_sequence
+    }
+
     /// Messages currently stored in the transfers stream.
     pub async fn transfers_in_stream(&self) -> u64 {
         let mut stream = self

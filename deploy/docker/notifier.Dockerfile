@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1.7
+# The `notifier` service image. Build from the repository root:
+#   docker build -f deploy/docker/notifier.Dockerfile -t bank/notifier .
+# (copy deploy/docker/dockerignore.example to ./.dockerignore first: it keeps
+# target/, node_modules/ and secrets out of the build context).
+
+ARG RUST_IMAGE=rust:1-bookworm
+# glibc 2.36, the same as the bookworm builder; no shell, no package manager.
+# cgr.dev/chainguard/glibc-dynamic:latest works too (newer glibc).
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+
+FROM ${RUST_IMAGE} AS build
+WORKDIR /src
+COPY . .
+# Cache mounts keep the registry and target/ between builds; the binary is
+# copied out of the cached target/ before the mount goes away.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --bin notifier \
+ && install -D -m 0555 target/release/notifier /out/notifier
+
+FROM ${RUNTIME_IMAGE}
+COPY --from=build /out/notifier /usr/local/bin/notifier
+# 65532 = "nonroot" in distroless and Chainguard images. Nothing is written to
+# the root filesystem: run with --read-only (compose: read_only: true).
+USER 65532:65532
+ENV APP_ENV=production \
+    LOG_FORMAT=json \
+    RUST_LOG=info \
+    NOTIFIER_ADDR=0.0.0.0:8081
+EXPOSE 8081
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/notifier", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/notifier"]

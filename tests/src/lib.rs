@@ -1,0 +1,269 @@
+//! A whole bank in one test process: gateway, processor and notifier on
+//! ephemeral ports, against a database, streams and Redis keys of their own
+//! on the real servers, seeded with the demo users and accounts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use shared::auth::JwtKeys;
+use shared::shutdown::{self, Trigger};
+use shared::streams::ConsumerSettings;
+use testkit::{TestDb, TestNats, TestRedis};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const ALICE_EUR: &str = "a11ce000-0000-4000-8000-000000000001";
+pub const ALICE_USD: &str = "a11ce000-0000-4000-8000-000000000002";
+pub const BOB_EUR: &str = "b0b00000-0000-4000-8000-000000000001";
+pub const BOB_USD: &str = "b0b00000-0000-4000-8000-000000000002";
+pub const JWT_SECRET: &str = "system-test-secret-0123456789abcdef-0123456789";
+
+pub struct Stack {
+    pub db: TestDb,
+    pub nats: TestNats,
+    pub redis: TestRedis,
+    /// `http://127.0.0.1:<port>` of the gateway.
+    pub api: String,
+    /// `ws://127.0.0.1:<port>/v1/ws` of the notifier.
+    pub ws: String,
+    pub http: reqwest::Client,
+    services: Vec<(Trigger, JoinHandle<anyhow::Result<()>>)>,
+}
+
+pub fn keys() -> JwtKeys {
+    JwtKeys::new(&[("k1".into(), JWT_SECRET.into())]).expect("keys")
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    (l, addr)
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            shared::telemetry::init("system-tests");
+        }
+        shared::metrics::install();
+        let db = TestDb::new().await;
+        admin::seed_demo(&db.pool).await.expect("seed demo data");
+        let nats = TestNats::new().await;
+        let redis = TestRedis::new();
+        let (gl, gaddr) = listener().await;
+        let (nl, naddr) = listener().await;
+        let (pl, paddr) = listener().await;
+        let ws = format!("ws://{naddr}/v1/ws");
+        let gateway = gateway::Config {
+            addr: gaddr,
+            database_url: db.url.clone(),
+            database_connections: 8,
+            nats_url: testkit::nats_url(),
+            topology: nats.topology.clone(),
+            keys: keys(),
+            web_dir: None,
+            public_ws_url: ws.clone(),
+            cors_origins: vec![],
+            publish_timeout: Duration::from_secs(5),
+            publish_inflight_max: 1024,
+            request_timeout: Duration::from_secs(15),
+            body_limit_bytes: 64 * 1024,
+        };
+        let processor = processor::Config {
+            addr: paddr,
+            database_url: db.url.clone(),
+            nats_url: testkit::nats_url(),
+            redis_url: testkit::redis_url(),
+            redis_prefix: redis.prefix.clone(),
+            topology: nats.topology.clone(),
+            consumer: ConsumerSettings {
+                ack_wait: Duration::from_secs(5),
+                max_deliver: 5,
+                max_ack_pending: 10_000,
+            },
+            workers: 2,
+            batch_max: 200,
+            linger: Duration::from_millis(1),
+            replay_buffer: 100,
+        };
+        let notifier = notifier::Config {
+            addr: naddr,
+            redis_url: testkit::redis_url(),
+            redis_prefix: redis.prefix.clone(),
+            keys: keys(),
+            queue_max: 256,
+            ping_interval: Duration::from_secs(20),
+            allowed_origins: vec![],
+        };
+        let mut services = Vec::new();
+        let (t, s) = shutdown::channel();
+        services.push((t, tokio::spawn(processor::serve(pl, processor, s))));
+        let (t, s) = shutdown::channel();
+        services.push((t, tokio::spawn(notifier::serve(nl, notifier, s))));
+        let (t, s) = shutdown::channel();
+        services.push((t, tokio::spawn(gateway::serve(gl, gateway, s))));
+        let stack = Self {
+            db,
+            nats,
+            redis,
+            api: format!("http://{gaddr}"),
+            ws,
+            http: reqwest::Client::new(),
+            services,
+        };
+        for url in [
+            format!("{}/readyz", stack.api),
+            format!("http://{naddr}/readyz"),
+            format!("http://{paddr}/readyz"),
+        ] {
+            let http = stack.http.clone();
+            testkit::eventually(Duration::from_secs(20), &url, || {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let r = http.get(&url).send().await.ok()?;
+                    r.status().is_success().then_some(())
+                }
+            })
+            .await;
+        }
+        stack
+    }
+
+    /// Stops every service and waits for them to finish.
+    pub async fn stop(mut self) {
+        for (t, _) in &self.services {
+            t.fire();
+        }
+        for (_, task) in self.services.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+
+    pub async fn login(&self, user: &str) -> String {
+        let r = self
+            .http
+            .post(format!("{}/v1/auth/login", self.api))
+            .json(&serde_json::json!({"username": user, "password": format!("{user}-dev-password")}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(r.status(), 200, "login as {user}");
+        let body: Value = r.json().await.expect("login body");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// POSTs a transfer; returns status, headers and body.
+    pub async fn transfer(
+        &self,
+        token: &str,
+        key: &str,
+        body: &Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/transfers", self.api))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("transfer request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn balance(&self, token: &str, account: &str) -> String {
+        let (status, body) = self.get(token, &format!("/v1/accounts/{account}")).await;
+        assert_eq!(status, 200, "{body}");
+        body["balance"].as_str().expect("balance").to_owned()
+    }
+
+    /// Waits until the transfer is committed or rejected; returns its view.
+    pub async fn final_state(&self, token: &str, id: &str) -> Value {
+        testkit::eventually(Duration::from_secs(20), "a final transfer state", || async {
+            let (status, body) = self.get(token, &format!("/v1/transfers/{id}")).await;
+            (status == 200 && body["status"] != "pending").then_some(body)
+        })
+        .await
+    }
+
+    pub async fn connect_ws(&self, token: &str, since: Option<&str>) -> Ws {
+        let mut url = format!("{}?access_token={token}", self.ws);
+        if let Some(s) = since {
+            url.push_str(&format!("&since={s}"));
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket connect");
+        Ws { socket }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for (t, task) in &self.services {
+            t.fire();
+            task.abort();
+        }
+    }
+}
+
+pub struct Ws {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Ws {
+    /// The next JSON message, or `None` after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).ok(),
+                Message::Ping(p) => {
+                    let _ = self.socket.send(Message::Pong(p)).await;
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until `pred` matches a message (returning it) or `timeout`.
+    pub async fn until(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let v = self.next(left).await?;
+            if pred(&v) {
+                return Some(v);
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
