@@ -22,11 +22,36 @@ pub const DEMO_USERS: [(&str, &str, &str); 4] = [
 
 /// Demo accounts with fixed, recognisable ids: owner, id, currency, funding.
 pub const DEMO_ACCOUNTS: [(&str, &str, &str, &str); 5] = [
-    ("alice", "a11ce000-0000-4000-8000-000000000001", "EUR", "10000.00"),
-    ("alice", "a11ce000-0000-4000-8000-000000000002", "USD", "5000.00"),
-    ("bob", "b0b00000-0000-4000-8000-000000000001", "EUR", "2500.00"),
-    ("bob", "b0b00000-0000-4000-8000-000000000002", "USD", "1000.00"),
-    ("batch", "ba7c0000-0000-4000-8000-000000000001", "EUR", "1000000.00"),
+    (
+        "alice",
+        "a11ce000-0000-4000-8000-000000000001",
+        "EUR",
+        "10000.00",
+    ),
+    (
+        "alice",
+        "a11ce000-0000-4000-8000-000000000002",
+        "USD",
+        "5000.00",
+    ),
+    (
+        "bob",
+        "b0b00000-0000-4000-8000-000000000001",
+        "EUR",
+        "2500.00",
+    ),
+    (
+        "bob",
+        "b0b00000-0000-4000-8000-000000000002",
+        "USD",
+        "1000.00",
+    ),
+    (
+        "batch",
+        "ba7c0000-0000-4000-8000-000000000001",
+        "EUR",
+        "1000000.00",
+    ),
 ];
 
 async fn hash(password: String) -> anyhow::Result<String> {
@@ -36,7 +61,12 @@ async fn hash(password: String) -> anyhow::Result<String> {
 }
 
 /// Creates a user (or keeps the existing one) and returns its id.
-pub async fn create_user(pool: &PgPool, name: &str, password: &str, role: &str) -> anyhow::Result<Uuid> {
+pub async fn create_user(
+    pool: &PgPool,
+    name: &str,
+    password: &str,
+    role: &str,
+) -> anyhow::Result<Uuid> {
     if shared::auth::Role::parse(role).is_none() {
         anyhow::bail!("role must be customer, batch or ops, not {role:?}");
     }

@@ -8,7 +8,12 @@ use uuid::Uuid;
 #[command(name = "bankadmin", about = "Administer the bank ledger")]
 struct Cli {
     /// PostgreSQL URL (also from DATABASE_URL_FILE).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/bank", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/bank",
+        hide_env_values = true
+    )]
     database_url: String,
     #[command(subcommand)]
     command: Command,
@@ -44,6 +49,13 @@ enum Command {
     },
     /// Check the ledger's invariants and print the report.
     Check,
+    /// Delete this deployment's database, JetStream streams (NATS_PREFIX) and
+    /// Redis keys (REDIS_PREFIX). For throwaway test deployments only.
+    Teardown {
+        /// Required, to make the intent explicit.
+        #[arg(long)]
+        yes_delete_everything: bool,
+    },
 }
 
 #[tokio::main]
@@ -63,8 +75,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Migrate = cli.command {
         ledger::create_database_if_missing(&url).await?;
     }
+    if let Command::Teardown {
+        yes_delete_everything,
+    } = cli.command
+    {
+        if !yes_delete_everything {
+            anyhow::bail!("teardown deletes data: pass --yes-delete-everything");
+        }
+        return teardown(&url).await;
+    }
     let pool = ledger::pool(&url, 4)?;
     match cli.command {
+        Command::Teardown { .. } => {}
         Command::Migrate => {
             ledger::migrate(&pool).await?;
             println!("migrations applied");
@@ -80,17 +102,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::CreateUser { name, role } => {
-            let password = shared::config::secret("BANKADMIN_PASSWORD")?
-                .ok_or_else(|| anyhow::anyhow!("set BANKADMIN_PASSWORD (or BANKADMIN_PASSWORD_FILE)"))?;
+            let password = shared::config::secret("BANKADMIN_PASSWORD")?.ok_or_else(|| {
+                anyhow::anyhow!("set BANKADMIN_PASSWORD (or BANKADMIN_PASSWORD_FILE)")
+            })?;
             let id = admin::create_user(&pool, &name, &password, &role).await?;
             println!("{id}");
         }
-        Command::CreateAccount { owner, currency, id, overdraft_limit } => {
+        Command::CreateAccount {
+            owner,
+            currency,
+            id,
+            overdraft_limit,
+        } => {
             let id = id.unwrap_or_else(Uuid::now_v7);
             admin::create_account(&pool, &owner, id, &currency, overdraft_limit).await?;
             println!("{id}");
         }
-        Command::Fund { account, amount, key } => {
+        Command::Fund {
+            account,
+            amount,
+            key,
+        } => {
             admin::fund(&pool, account, &amount, &key).await?;
             println!("funded {account} with {amount}");
         }
@@ -103,5 +135,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("all invariants hold");
         }
     }
+    Ok(())
+}
+
+async fn teardown(url: &str) -> anyhow::Result<()> {
+    ledger::drop_database(url).await?;
+    let topology = shared::streams::Topology::from_env()?;
+    let nats_url = shared::config::string("NATS_URL", "nats://127.0.0.1:4222");
+    if let Ok(client) = async_nats::connect(&nats_url).await {
+        topology
+            .delete_streams(&async_nats::jetstream::new(client.clone()))
+            .await;
+        let _ = client.flush().await;
+    }
+    let redis_url =
+        shared::config::secret("REDIS_URL")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let prefix = shared::config::string("REDIS_PREFIX", "bank");
+    let mut conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await?;
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+    }
+    println!("deleted the database, streams and Redis keys of this deployment");
     Ok(())
 }

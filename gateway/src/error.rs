@@ -57,9 +57,12 @@ impl ApiError {
                 "One or more fields are invalid; see `errors`.",
             )
             .with_errors(errors.clone()),
-            Self::MalformedBody(_) => {
-                Problem::new(S::BAD_REQUEST, "malformed-body", "Malformed request body", detail)
-            }
+            Self::MalformedBody(_) => Problem::new(
+                S::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+                detail,
+            ),
             Self::Unauthenticated(_) => Problem::unauthorized(detail),
             Self::InvalidCredentials => Problem::unauthorized(detail),
             Self::Forbidden(_) => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", detail),

@@ -25,7 +25,9 @@ impl Caller {
     pub fn require_mover(&self) -> Result<(), ApiError> {
         match self.role {
             Role::Customer | Role::Batch => Ok(()),
-            Role::Ops => Err(ApiError::Forbidden("the ops role reads and never moves money")),
+            Role::Ops => Err(ApiError::Forbidden(
+                "the ops role reads and never moves money",
+            )),
         }
     }
 
@@ -42,15 +44,16 @@ impl FromRequestParts<SharedState> for Caller {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthenticated("missing Authorization: Bearer token"))?;
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(
+            ApiError::Unauthenticated("missing Authorization: Bearer token"),
+        )?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated("Authorization must be `Bearer <token>`"))?;
+            .ok_or(ApiError::Unauthenticated(
+                "Authorization must be `Bearer <token>`",
+            ))?;
         let claims = state
             .keys
             .verify(token.trim())

@@ -21,11 +21,7 @@ use crate::config::Config;
 
 /// The page may talk to itself and to the notifier's WebSocket only.
 fn content_security_policy(ws_url: &str) -> String {
-    let ws_origin = ws_url
-        .split('/')
-        .take(3)
-        .collect::<Vec<_>>()
-        .join("/");
+    let ws_origin = ws_url.split('/').take(3).collect::<Vec<_>>().join("/");
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          connect-src 'self' {ws_origin}; frame-ancestors 'none'; base-uri 'none'; \
@@ -42,7 +38,11 @@ fn static_header(name: &'static str, value: &str) -> SetResponseHeaderLayer<Head
 
 pub fn layers(api: Router, config: &Config) -> Router {
     let mut app = api.fallback(not_found);
-    if let Some(dir) = config.web_dir.as_ref().filter(|d| d.join("index.html").is_file()) {
+    if let Some(dir) = config
+        .web_dir
+        .as_ref()
+        .filter(|d| d.join("index.html").is_file())
+    {
         // The single-page app: unknown non-API paths get index.html.
         let pages = ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")));
         app = app.fallback_service(tower::ServiceExt::map_request(pages, |r: Request| r));

@@ -30,8 +30,8 @@ pub use state::{AppState, SharedState};
 /// Connects to PostgreSQL and NATS (retrying until they answer) and builds
 /// the shared state.
 pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
-    let pool = ledger::pool(&config.database_url, config.database_connections)
-        .context("DATABASE_URL")?;
+    let pool =
+        ledger::pool(&config.database_url, config.database_connections).context("DATABASE_URL")?;
     let nats = async_nats::ConnectOptions::new()
         .name("gateway")
         .retry_on_initial_connect()
@@ -73,7 +73,10 @@ pub fn router(state: SharedState, config: &Config) -> Router {
         .route("/v1/accounts", get(accounts::list))
         .route("/v1/accounts/{id}", get(accounts::get))
         .route("/v1/accounts/{id}/entries", get(accounts::entries))
-        .route("/v1/transfers", post(transfers::create).get(transfers::list))
+        .route(
+            "/v1/transfers",
+            post(transfers::create).get(transfers::list),
+        )
         .route("/v1/transfers/{id}", get(transfers::get))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
@@ -92,7 +95,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 }
 
 /// Like [`run`] on an already bound listener (tests bind port 0).
-pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let state = connect(&config).await?;
     let app = router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");

@@ -26,10 +26,15 @@ pub enum Published {
 }
 
 fn unavailable() -> ApiError {
-    ApiError::Unavailable("the transfer queue is unavailable; nothing was sent, retry shortly".into())
+    ApiError::Unavailable(
+        "the transfer queue is unavailable; nothing was sent, retry shortly".into(),
+    )
 }
 
-pub async fn transfer(state: &SharedState, command: &TransferCommand) -> Result<Published, ApiError> {
+pub async fn transfer(
+    state: &SharedState,
+    command: &TransferCommand,
+) -> Result<Published, ApiError> {
     let payload =
         serde_json::to_vec(command).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
     let id = command.id.to_string();

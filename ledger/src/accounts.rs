@@ -77,7 +77,10 @@ impl CurrencyCode {
 impl TryFrom<String> for CurrencyCode {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        let bytes: [u8; 3] = s.as_bytes().try_into().map_err(|_| format!("bad currency {s}"))?;
+        let bytes: [u8; 3] = s
+            .as_bytes()
+            .try_into()
+            .map_err(|_| format!("bad currency {s}"))?;
         Ok(Self(bytes))
     }
 }

@@ -123,5 +123,9 @@ pub async fn fund(
     let funding = funding_account(pool, currency).await?;
     let request = funding_request(system, funding, account, currency, amount, key);
     let applied = apply_batch(pool, &[request]).await?;
-    Ok(applied.outcomes.first().copied().unwrap_or(Outcome::Duplicate))
+    Ok(applied
+        .outcomes
+        .first()
+        .copied()
+        .unwrap_or(Outcome::Duplicate))
 }

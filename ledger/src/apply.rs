@@ -26,7 +26,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::LedgerError;
-use crate::transfers::{TransferRow, TRANSFER_COLUMNS};
+use crate::transfers::{TRANSFER_COLUMNS, TransferRow};
 
 /// A transfer to apply, as decoded from the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,88 +407,6 @@ fn notify_list(
     users
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::str::FromStr;
-
-    fn account(id: u128, owner: u128, balance: &str, overdraft: &str) -> (Uuid, AccountState) {
-        let id = Uuid::from_u128(id);
-        (
-            id,
-            AccountState {
-                row: LockedAccount {
-                    id,
-                    owner_id: Uuid::from_u128(owner),
-                    currency: "EUR".into(),
-                    balance: Decimal::from_str(balance).unwrap(),
-                    overdraft_limit: Decimal::from_str(overdraft).unwrap(),
-                    version: 0,
-                    created_at: Utc::now(),
-                },
-                changed: false,
-                report: false,
-            },
-        )
-    }
-
-    fn req(from: u128, to: u128, owner: u128, amount: &str) -> TransferRequest {
-        TransferRequest {
-            id: Uuid::new_v4(),
-            owner: Uuid::from_u128(owner),
-            idempotency_key: "k".into(),
-            from_account: Uuid::from_u128(from),
-            to_account: Uuid::from_u128(to),
-            amount: Decimal::from_str(amount).unwrap(),
-            currency: "EUR".into(),
-            reference: None,
-            accepted_at: Utc::now(),
-        }
-    }
-
-    #[test]
-    fn decisions_in_order_within_a_batch() {
-        let mut acc: HashMap<_, _> = [
-            account(1, 10, "100", "0"),
-            account(2, 20, "0", "50"),
-        ]
-        .into_iter()
-        .collect();
-        assert_eq!(decide(&req(1, 2, 10, "60"), &mut acc), Ok(()));
-        // 40 left: the second 60 overdraws and is rejected alone.
-        assert_eq!(
-            decide(&req(1, 2, 10, "60"), &mut acc),
-            Err(RejectReason::InsufficientFunds)
-        );
-        assert_eq!(decide(&req(1, 2, 10, "40"), &mut acc), Ok(()));
-        // Account 2 may go to -50 but not below.
-        assert_eq!(decide(&req(2, 1, 20, "150"), &mut acc), Ok(()));
-        assert_eq!(
-            decide(&req(2, 1, 20, "0.01"), &mut acc),
-            Err(RejectReason::InsufficientFunds)
-        );
-        assert_eq!(acc[&Uuid::from_u128(2)].row.balance, Decimal::from(-50));
-        assert_eq!(acc[&Uuid::from_u128(1)].row.balance, Decimal::from(150));
-    }
-
-    #[test]
-    fn rejections() {
-        let mut acc: HashMap<_, _> = [account(1, 10, "100", "0"), account(2, 20, "0", "0")]
-            .into_iter()
-            .collect();
-        let e = |r: TransferRequest, acc: &mut HashMap<_, _>| decide(&r, acc).unwrap_err();
-        assert_eq!(e(req(1, 1, 10, "1"), &mut acc), RejectReason::SameAccount);
-        assert_eq!(e(req(3, 2, 10, "1"), &mut acc), RejectReason::SourceAccountNotFound);
-        assert_eq!(e(req(1, 3, 10, "1"), &mut acc), RejectReason::DestinationAccountNotFound);
-        assert_eq!(e(req(1, 2, 20, "1"), &mut acc), RejectReason::SourceAccountNotOwned);
-        assert_eq!(e(req(1, 2, 10, "0.001"), &mut acc), RejectReason::InvalidAmount);
-        let mut usd = req(1, 2, 10, "1");
-        usd.currency = "USD".into();
-        assert_eq!(e(usd, &mut acc), RejectReason::CurrencyMismatch);
-        assert!(acc.values().all(|a| !a.changed));
-    }
-}
-
 impl From<shared::messages::TransferCommand> for TransferRequest {
     fn from(c: shared::messages::TransferCommand) -> Self {
         Self {
@@ -544,4 +462,95 @@ pub async fn record_failure(
 /// Truncates to PostgreSQL's timestamp precision.
 fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn account(id: u128, owner: u128, balance: &str, overdraft: &str) -> (Uuid, AccountState) {
+        let id = Uuid::from_u128(id);
+        (
+            id,
+            AccountState {
+                row: LockedAccount {
+                    id,
+                    owner_id: Uuid::from_u128(owner),
+                    currency: "EUR".into(),
+                    balance: Decimal::from_str(balance).unwrap(),
+                    overdraft_limit: Decimal::from_str(overdraft).unwrap(),
+                    version: 0,
+                    created_at: Utc::now(),
+                },
+                changed: false,
+                report: false,
+            },
+        )
+    }
+
+    fn req(from: u128, to: u128, owner: u128, amount: &str) -> TransferRequest {
+        TransferRequest {
+            id: Uuid::new_v4(),
+            owner: Uuid::from_u128(owner),
+            idempotency_key: "k".into(),
+            from_account: Uuid::from_u128(from),
+            to_account: Uuid::from_u128(to),
+            amount: Decimal::from_str(amount).unwrap(),
+            currency: "EUR".into(),
+            reference: None,
+            accepted_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn decisions_in_order_within_a_batch() {
+        let mut acc: HashMap<_, _> = [account(1, 10, "100", "0"), account(2, 20, "0", "50")]
+            .into_iter()
+            .collect();
+        assert_eq!(decide(&req(1, 2, 10, "60"), &mut acc), Ok(()));
+        // 40 left: the second 60 overdraws and is rejected alone.
+        assert_eq!(
+            decide(&req(1, 2, 10, "60"), &mut acc),
+            Err(RejectReason::InsufficientFunds)
+        );
+        assert_eq!(decide(&req(1, 2, 10, "40"), &mut acc), Ok(()));
+        // Account 2 may go to -50 but not below.
+        assert_eq!(decide(&req(2, 1, 20, "150"), &mut acc), Ok(()));
+        assert_eq!(
+            decide(&req(2, 1, 20, "0.01"), &mut acc),
+            Err(RejectReason::InsufficientFunds)
+        );
+        assert_eq!(acc[&Uuid::from_u128(2)].row.balance, Decimal::from(-50));
+        assert_eq!(acc[&Uuid::from_u128(1)].row.balance, Decimal::from(150));
+    }
+
+    #[test]
+    fn rejections() {
+        let mut acc: HashMap<_, _> = [account(1, 10, "100", "0"), account(2, 20, "0", "0")]
+            .into_iter()
+            .collect();
+        let e = |r: TransferRequest, acc: &mut HashMap<_, _>| decide(&r, acc).unwrap_err();
+        assert_eq!(e(req(1, 1, 10, "1"), &mut acc), RejectReason::SameAccount);
+        assert_eq!(
+            e(req(3, 2, 10, "1"), &mut acc),
+            RejectReason::SourceAccountNotFound
+        );
+        assert_eq!(
+            e(req(1, 3, 10, "1"), &mut acc),
+            RejectReason::DestinationAccountNotFound
+        );
+        assert_eq!(
+            e(req(1, 2, 20, "1"), &mut acc),
+            RejectReason::SourceAccountNotOwned
+        );
+        assert_eq!(
+            e(req(1, 2, 10, "0.001"), &mut acc),
+            RejectReason::InvalidAmount
+        );
+        let mut usd = req(1, 2, 10, "1");
+        usd.currency = "USD".into();
+        assert_eq!(e(usd, &mut acc), RejectReason::CurrencyMismatch);
+        assert!(acc.values().all(|a| !a.changed));
+    }
 }

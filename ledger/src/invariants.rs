@@ -58,7 +58,10 @@ impl Report {
             ));
         }
         if self.orphan_entries > 0 {
-            v.push(format!("{} entries without a transfer", self.orphan_entries));
+            v.push(format!(
+                "{} entries without a transfer",
+                self.orphan_entries
+            ));
         }
         if self.bad_running_balances > 0 {
             v.push(format!(

@@ -15,8 +15,8 @@ pub mod users;
 use std::time::Duration;
 
 pub use error::LedgerError;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 pub use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// How long a request waits for a pooled connection before failing fast
 /// (the caller answers 503 rather than queueing without bound).
@@ -64,5 +64,22 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
             .execute(&mut admin)
             .await?;
     }
+    Ok(())
+}
+
+/// Drops the database named in `url` (terminating its connections).
+pub async fn drop_database(url: &str) -> Result<(), sqlx::Error> {
+    use sqlx::ConnectOptions;
+    let options: PgConnectOptions = url.parse()?;
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let mut admin = options.database("postgres").connect().await?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
     Ok(())
 }

@@ -54,7 +54,10 @@ impl TransferRow {
 
 /// One transfer and the owner of its destination account (for authorization:
 /// the payee may see a transfer it received).
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<(TransferRow, Option<Uuid>)>, LedgerError> {
+pub async fn get(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<(TransferRow, Option<Uuid>)>, LedgerError> {
     let row: Option<TransferRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"
     )))

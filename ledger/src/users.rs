@@ -20,7 +20,10 @@ impl Credentials {
     }
 }
 
-pub async fn credentials(pool: &PgPool, username: &str) -> Result<Option<Credentials>, LedgerError> {
+pub async fn credentials(
+    pool: &PgPool,
+    username: &str,
+) -> Result<Option<Credentials>, LedgerError> {
     Ok(
         sqlx::query_as("SELECT id, role, password_hash FROM users WHERE username = $1")
             .bind(username)
@@ -52,10 +55,12 @@ pub async fn ensure(
 }
 
 pub async fn id_by_name(pool: &PgPool, username: &str) -> Result<Option<Uuid>, LedgerError> {
-    Ok(sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_optional(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

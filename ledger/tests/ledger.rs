@@ -23,14 +23,20 @@ fn dec(s: &str) -> Decimal {
 
 /// A user with `n` funded EUR accounts.
 async fn customer(db: &TestDb, name: &str, n: usize, funds: &str) -> (Uuid, Vec<Uuid>) {
-    let user = ledger::users::ensure(&db.pool, name, "!", "customer").await.unwrap();
+    let user = ledger::users::ensure(&db.pool, name, "!", "customer")
+        .await
+        .unwrap();
     let mut accounts = Vec::new();
     for i in 0..n {
         let id = Uuid::new_v4();
-        admin::create_account(&db.pool, id, user, eur(), Decimal::ZERO).await.unwrap();
+        admin::create_account(&db.pool, id, user, eur(), Decimal::ZERO)
+            .await
+            .unwrap();
         if dec(funds) > Decimal::ZERO {
             let key = IdempotencyKey::parse(&format!("seed-{name}-{i}")).unwrap();
-            let outcome = admin::fund(&db.pool, id, eur(), dec(funds), &key).await.unwrap();
+            let outcome = admin::fund(&db.pool, id, eur(), dec(funds), &key)
+                .await
+                .unwrap();
             assert_eq!(outcome, Outcome::Committed);
         }
         accounts.push(id);
@@ -53,12 +59,20 @@ fn request(owner: Uuid, from: Uuid, to: Uuid, amount: &str) -> TransferRequest {
 }
 
 async fn balance(db: &TestDb, id: Uuid) -> Decimal {
-    ledger::accounts::get(&db.pool, id).await.unwrap().unwrap().balance
+    ledger::accounts::get(&db.pool, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .balance
 }
 
 async fn assert_invariants(db: &TestDb) -> invariants::Report {
     let report = invariants::check(&db.pool).await.unwrap();
-    assert!(report.holds(), "invariants violated: {:?}", report.violations());
+    assert!(
+        report.holds(),
+        "invariants violated: {:?}",
+        report.violations()
+    );
     report
 }
 
@@ -119,7 +133,9 @@ async fn duplicates_inside_one_batch_apply_once() {
     let db = TestDb::new().await;
     let (alice, a) = customer(&db, "alice", 2, "10").await;
     let t = request(alice, a[0], a[1], "3");
-    let applied = apply_batch(&db.pool, &[t.clone(), t.clone(), t]).await.unwrap();
+    let applied = apply_batch(&db.pool, &[t.clone(), t.clone(), t])
+        .await
+        .unwrap();
     assert_eq!(
         applied.outcomes,
         vec![Outcome::Committed, Outcome::Duplicate, Outcome::Duplicate]
@@ -147,7 +163,10 @@ async fn ledger_history_is_append_only() {
         .execute(&db.pool)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("balance_within_overdraft"), "{err}");
+    assert!(
+        err.to_string().contains("balance_within_overdraft"),
+        "{err}"
+    );
 }
 
 /// Many concurrent batches over a small hot set of accounts, with the same
@@ -177,7 +196,12 @@ async fn concurrent_batches_on_hot_accounts_keep_every_invariant() {
                         j = (j + 1) % accounts.len();
                     }
                     let cents = rng.random_range(1..5000);
-                    request(owners[i], accounts[i], accounts[j], &format!("{}.{:02}", cents / 100, cents % 100))
+                    request(
+                        owners[i],
+                        accounts[i],
+                        accounts[j],
+                        &format!("{}.{:02}", cents / 100, cents % 100),
+                    )
                 })
                 .collect()
         })

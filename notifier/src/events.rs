@@ -172,7 +172,11 @@ pub async fn catch_up(
     let mut events = Vec::with_capacity(entries.len());
     let mut expected = since.seq + 1;
     for (id, fields) in entries {
-        let seq: u64 = id.split('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let seq: u64 = id
+            .split('-')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if seq != expected {
             // Trimmed away: the client missed more than the buffer holds.
             return Ok(Catchup::Resync { last });

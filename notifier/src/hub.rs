@@ -25,10 +25,13 @@ pub enum Push {
     Resync,
 }
 
+/// Open connections per user: (connection id, its queue).
+type Connections = HashMap<Uuid, Vec<(u64, mpsc::Sender<Push>)>>;
+
 #[derive(Default)]
 pub struct Hub {
     next_id: AtomicU64,
-    users: Mutex<HashMap<Uuid, Vec<(u64, mpsc::Sender<Push>)>>>,
+    users: Mutex<Connections>,
 }
 
 impl Hub {
@@ -54,7 +57,7 @@ impl Hub {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<(u64, mpsc::Sender<Push>)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         self.users.lock().unwrap_or_else(|e| e.into_inner())
     }
 

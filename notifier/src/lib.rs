@@ -30,7 +30,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     serve(listener, config, shutdown).await
 }
 
-pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let client = redis::Client::open(config.redis_url.as_str()).context("REDIS_URL")?;
     let redis = loop {
         match redis::aio::ConnectionManager::new(client.clone()).await {

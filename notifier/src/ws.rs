@@ -36,24 +36,49 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(Query(params)) = params else {
-        return Problem::new(StatusCode::BAD_REQUEST, "malformed-query", "Malformed query", "bad query string").into_response();
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-query",
+            "Malformed query",
+            "bad query string",
+        )
+        .into_response();
     };
     if !state.config.allowed_origins.is_empty() {
         let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
         if !origin.is_some_and(|o| state.config.allowed_origins.iter().any(|a| a == o)) {
-            return Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", "origin not allowed").into_response();
+            return Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                "origin not allowed",
+            )
+            .into_response();
         }
     }
-    let claims = match params.access_token.as_deref().map(|t| state.config.keys.verify(t)) {
+    let claims = match params
+        .access_token
+        .as_deref()
+        .map(|t| state.config.keys.verify(t))
+    {
         Some(Ok(c)) => c,
-        _ => return Problem::unauthorized("a valid access_token query parameter is required").into_response(),
+        _ => {
+            return Problem::unauthorized("a valid access_token query parameter is required")
+                .into_response();
+        }
     };
     let since = match params.since.as_deref() {
         None | Some("") => None,
         Some(text) => match EventId::parse(text) {
             Some(id) => Some(id),
             None => {
-                return Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", "since must be an event id this server sent").into_response();
+                return Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "Invalid request",
+                    "since must be an event id this server sent",
+                )
+                .into_response();
             }
         },
     };
@@ -84,8 +109,14 @@ async fn session(
 ) {
     let (conn, mut rx) = state.hub.register(user, state.config.queue_max);
     let mut redis = state.redis.clone();
-    let catchup =
-        events::catch_up(&mut redis, &state.config.redis_prefix, user, since.as_ref(), state.config.queue_max).await;
+    let catchup = events::catch_up(
+        &mut redis,
+        &state.config.redis_prefix,
+        user,
+        since.as_ref(),
+        state.config.queue_max,
+    )
+    .await;
     let mut last = match catchup {
         Ok(Catchup::Replay { last, events }) => {
             let mut ok = true;

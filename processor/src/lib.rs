@@ -75,9 +75,13 @@ struct Health {
     nats: async_nats::Client,
 }
 
-pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let pool = ledger::pool(&config.database_url, config.workers as u32 + 2)
-        .context("DATABASE_URL")?;
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let pool =
+        ledger::pool(&config.database_url, config.workers as u32 + 2).context("DATABASE_URL")?;
     let nats = async_nats::ConnectOptions::new()
         .name("processor")
         .retry_on_initial_connect()
@@ -125,7 +129,11 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
     });
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..config.workers {
-        tasks.spawn(worker::run(ctx.clone(), transfers.clone(), shutdown.clone()));
+        tasks.spawn(worker::run(
+            ctx.clone(),
+            transfers.clone(),
+            shutdown.clone(),
+        ));
     }
     tasks.spawn(relay::run(
         results,
@@ -135,7 +143,11 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
         shutdown.clone(),
     ));
     tasks.spawn(watch_lag(transfers, shutdown.clone()));
-    tracing::info!(workers = config.workers, batch_max = config.batch_max, "processor running");
+    tracing::info!(
+        workers = config.workers,
+        batch_max = config.batch_max,
+        "processor running"
+    );
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r {
             tracing::error!(error = %e, "a processor task failed");

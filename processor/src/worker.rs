@@ -287,7 +287,10 @@ async fn dead_letter(ctx: &Ctx, m: &Message, request: Option<&TransferRequest>, 
         }
     }
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Bank-Error", error.chars().take(200).collect::<String>().as_str());
+    headers.insert(
+        "Bank-Error",
+        error.chars().take(200).collect::<String>().as_str(),
+    );
     headers.insert("Bank-Original-Subject", m.subject.as_str());
     let stored = async {
         ctx.js

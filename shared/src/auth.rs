@@ -117,8 +117,8 @@ impl JwtKeys {
                     "key {kid} is shorter than {SECRET_LEN_MIN} bytes"
                 )));
             }
-            let key = DecodingKey::from_secret(secret.as_bytes())
-                .map_err(|e| invalid(e.to_string()))?;
+            let key =
+                DecodingKey::from_secret(secret.as_bytes()).map_err(|e| invalid(e.to_string()))?;
             verifying.insert(kid.clone(), key);
         }
         let signing = EncodingKey::from_secret(signing_secret.as_bytes())
@@ -231,9 +231,8 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 /// cost the same time and give the same answer. CPU-heavy.
 pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| {
-        hash_password("dummy password for unknown users").unwrap_or_default()
-    });
+    let dummy =
+        DUMMY.get_or_init(|| hash_password("dummy password for unknown users").unwrap_or_default());
     let (hash, known) = match stored {
         Some(h) => (h, true),
         None => (dummy.as_str(), false),

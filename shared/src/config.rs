@@ -32,10 +32,13 @@ where
 {
     match var(name) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name: name.to_owned(),
-            reason: e.to_string(),
-        }),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name: name.to_owned(),
+                reason: e.to_string(),
+            }),
     }
 }
 
@@ -98,7 +101,10 @@ mod tests {
             redact_url("postgres://bank:s3cret@db:5432/bank"),
             "postgres://bank:***@db:5432/bank"
         );
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(redact_url("nats://u@h:4222"), "nats://u@h:4222");
     }
 }

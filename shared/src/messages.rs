@@ -200,7 +200,10 @@ mod tests {
             },
         };
         let json = serde_json::to_string(&e).unwrap();
-        assert!(json.starts_with(r#"{"type":"account.updated","account":{"#), "{json}");
+        assert!(
+            json.starts_with(r#"{"type":"account.updated","account":{"#),
+            "{json}"
+        );
     }
 
     #[test]

@@ -185,15 +185,30 @@ mod tests {
         assert_eq!(Currency::parse("KWD").unwrap().minor_units(), 3);
         assert_eq!(Currency::parse("eur"), Err(CurrencyError::Malformed));
         assert_eq!(Currency::parse("EURO"), Err(CurrencyError::Malformed));
-        assert!(matches!(Currency::parse("ABC"), Err(CurrencyError::Unknown(_))));
-        assert!(matches!(Currency::parse("XAU"), Err(CurrencyError::Unknown(_))));
-        assert!(matches!(Currency::parse("XXX"), Err(CurrencyError::Unknown(_))));
+        assert!(matches!(
+            Currency::parse("ABC"),
+            Err(CurrencyError::Unknown(_))
+        ));
+        assert!(matches!(
+            Currency::parse("XAU"),
+            Err(CurrencyError::Unknown(_))
+        ));
+        assert!(matches!(
+            Currency::parse("XXX"),
+            Err(CurrencyError::Unknown(_))
+        ));
     }
 
     #[test]
     fn amounts_parse_strictly() {
-        assert_eq!(Amount::parse("12.34", eur()).unwrap().value().to_string(), "12.34");
-        assert_eq!(Amount::parse("12.30", eur()).unwrap().value().to_string(), "12.3");
+        assert_eq!(
+            Amount::parse("12.34", eur()).unwrap().value().to_string(),
+            "12.34"
+        );
+        assert_eq!(
+            Amount::parse("12.30", eur()).unwrap().value().to_string(),
+            "12.3"
+        );
         assert_eq!(Amount::parse("0", eur()), Err(AmountError::NotPositive));
         assert_eq!(Amount::parse("0.00", eur()), Err(AmountError::NotPositive));
         assert_eq!(Amount::parse("-1", eur()), Err(AmountError::NotPositive));
@@ -203,10 +218,19 @@ mod tests {
         ));
         // Trailing zeros beyond the minor unit do not change the value.
         assert!(Amount::parse("1.000", eur()).is_ok());
-        for bad in ["abc", "", "1e3", "1_000", " 1", "1 ", "+1", "1.", ".5", "1,5", "NaN"] {
-            assert_eq!(Amount::parse(bad, eur()), Err(AmountError::Malformed), "{bad:?}");
+        for bad in [
+            "abc", "", "1e3", "1_000", " 1", "1 ", "+1", "1.", ".5", "1,5", "NaN",
+        ] {
+            assert_eq!(
+                Amount::parse(bad, eur()),
+                Err(AmountError::Malformed),
+                "{bad:?}"
+            );
         }
-        assert_eq!(Amount::parse("1000000000.01", eur()), Err(AmountError::TooLarge));
+        assert_eq!(
+            Amount::parse("1000000000.01", eur()),
+            Err(AmountError::TooLarge)
+        );
         assert!(Amount::parse("1000000000", eur()).is_ok());
         assert_eq!(
             Amount::parse(&"9".repeat(40), eur()),
@@ -223,7 +247,10 @@ mod tests {
     fn formats_with_minor_units() {
         let v = Decimal::from_str("1234.5000").unwrap();
         assert_eq!(eur().format(v), "1234.50");
-        assert_eq!(Currency::parse("JPY").unwrap().format(Decimal::from(7)), "7");
+        assert_eq!(
+            Currency::parse("JPY").unwrap().format(Decimal::from(7)),
+            "7"
+        );
         assert_eq!(eur().format(Decimal::from_str("-3.1").unwrap()), "-3.10");
     }
 }

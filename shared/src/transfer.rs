@@ -256,7 +256,9 @@ impl RejectReason {
             Self::IdempotencyKeyReused => {
                 "The idempotency key was already used for a different transfer."
             }
-            Self::ProcessingFailed => "The transfer could not be processed; operators were alerted.",
+            Self::ProcessingFailed => {
+                "The transfer could not be processed; operators were alerted."
+            }
         }
     }
 }
@@ -281,8 +283,14 @@ mod tests {
             Err(IdempotencyKeyError::Length)
         );
         assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
-        assert_eq!(IdempotencyKey::parse("a b"), Err(IdempotencyKeyError::Charset));
-        assert_eq!(IdempotencyKey::parse("é"), Err(IdempotencyKeyError::Charset));
+        assert_eq!(
+            IdempotencyKey::parse("a b"),
+            Err(IdempotencyKeyError::Charset)
+        );
+        assert_eq!(
+            IdempotencyKey::parse("é"),
+            Err(IdempotencyKeyError::Charset)
+        );
     }
 
     #[test]

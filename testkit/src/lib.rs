@@ -142,7 +142,12 @@ impl TestNats {
             .get_stream(&self.topology.transfers_stream)
             .await
             .expect("transfers stream");
-        stream.info().await.expect("stream info").state.last_sequence
+        stream
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .last_sequence
     }
 
     /// Messages currently stored in the transfers stream.

@@ -146,7 +146,9 @@ impl Stack {
         let r = self
             .http
             .post(format!("{}/v1/auth/login", self.api))
-            .json(&serde_json::json!({"username": user, "password": format!("{user}-dev-password")}))
+            .json(
+                &serde_json::json!({"username": user, "password": format!("{user}-dev-password")}),
+            )
             .send()
             .await
             .expect("login request");
@@ -197,10 +199,14 @@ impl Stack {
 
     /// Waits until the transfer is committed or rejected; returns its view.
     pub async fn final_state(&self, token: &str, id: &str) -> Value {
-        testkit::eventually(Duration::from_secs(20), "a final transfer state", || async {
-            let (status, body) = self.get(token, &format!("/v1/transfers/{id}")).await;
-            (status == 200 && body["status"] != "pending").then_some(body)
-        })
+        testkit::eventually(
+            Duration::from_secs(20),
+            "a final transfer state",
+            || async {
+                let (status, body) = self.get(token, &format!("/v1/transfers/{id}")).await;
+                (status == 200 && body["status"] != "pending").then_some(body)
+            },
+        )
         .await
     }
 
@@ -252,7 +258,11 @@ impl Ws {
     }
 
     /// Reads until `pred` matches a message (returning it) or `timeout`.
-    pub async fn until(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub async fn until(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -31,23 +31,37 @@ async fn a_transfer_is_accepted_committed_and_pushed_live() {
     let mut bob_ws = stack.connect_ws(&bob, None).await;
     let ready = alice_ws.next(Duration::from_secs(5)).await.unwrap();
     assert_eq!(ready["type"], "ready");
-    assert_eq!(bob_ws.next(Duration::from_secs(5)).await.unwrap()["type"], "ready");
+    assert_eq!(
+        bob_ws.next(Duration::from_secs(5)).await.unwrap()["type"],
+        "ready"
+    );
 
-    let (status, headers, body) = stack.transfer(&alice, "e2e-1", &eur(ALICE_EUR, BOB_EUR, "12.50")).await;
+    let (status, headers, body) = stack
+        .transfer(&alice, "e2e-1", &eur(ALICE_EUR, BOB_EUR, "12.50"))
+        .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "pending");
     assert_eq!(body["amount"], "12.50");
     let id = body["id"].as_str().unwrap().to_owned();
     assert_eq!(headers["location"], format!("/v1/transfers/{id}").as_str());
 
-    let is_commit = |v: &Value| v["type"] == "transfer.updated" && v["transfer"]["id"] == id.as_str();
-    let pushed = alice_ws.until(Duration::from_secs(15), is_commit).await.expect("alice sees the commit");
+    let is_commit =
+        |v: &Value| v["type"] == "transfer.updated" && v["transfer"]["id"] == id.as_str();
+    let pushed = alice_ws
+        .until(Duration::from_secs(15), is_commit)
+        .await
+        .expect("alice sees the commit");
     assert_eq!(pushed["transfer"]["status"], "committed");
     assert!(pushed["id"].as_str().unwrap().contains('.'));
-    let to_bob = bob_ws.until(Duration::from_secs(15), is_commit).await.expect("bob sees it too");
+    let to_bob = bob_ws
+        .until(Duration::from_secs(15), is_commit)
+        .await
+        .expect("bob sees it too");
     assert_eq!(to_bob["transfer"]["status"], "committed");
     let balance = alice_ws
-        .until(Duration::from_secs(5), |v| v["type"] == "account.updated" && v["account"]["id"] == ALICE_EUR)
+        .until(Duration::from_secs(5), |v| {
+            v["type"] == "account.updated" && v["account"]["id"] == ALICE_EUR
+        })
         .await
         .expect("alice's balance pushed");
     assert_eq!(balance["account"]["balance"], "9987.50");
@@ -59,7 +73,9 @@ async fn a_transfer_is_accepted_committed_and_pushed_live() {
     assert_eq!((status, view["status"].as_str()), (200, Some("committed")));
     let (_, list) = stack.get(&bob, "/v1/transfers?limit=10").await;
     assert_eq!(list["items"][0]["id"], id.as_str());
-    let (_, page) = stack.get(&alice, &format!("/v1/accounts/{ALICE_EUR}/entries?limit=1")).await;
+    let (_, page) = stack
+        .get(&alice, &format!("/v1/accounts/{ALICE_EUR}/entries?limit=1"))
+        .await;
     assert_eq!(page["items"][0]["amount"], "-12.50");
     assert!(page["next_cursor"].is_string());
     assert_invariants(&stack).await;
@@ -103,16 +119,24 @@ async fn concurrent_retries_move_money_once_and_a_changed_body_is_refused() {
 
     // Same key, different amount: refused, nothing moves.
     let published = stack.nats.transfers_published().await;
-    let (status, _, problem) = stack.transfer(&alice, "same-key", &eur(ALICE_EUR, BOB_EUR, "1.00")).await;
+    let (status, _, problem) = stack
+        .transfer(&alice, "same-key", &eur(ALICE_EUR, BOB_EUR, "1.00"))
+        .await;
     assert_eq!(status, 422, "{problem}");
-    assert!(problem["type"].as_str().unwrap().ends_with("idempotency-key-reused"));
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("idempotency-key-reused")
+    );
     assert_eq!(stack.nats.transfers_published().await, published);
 
     assert_eq!(entries_of(&stack, &id).await, 2);
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE idempotency_key = 'same-key'")
-        .fetch_one(&stack.db.pool)
-        .await
-        .unwrap();
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transfers WHERE idempotency_key = 'same-key'")
+            .fetch_one(&stack.db.pool)
+            .await
+            .unwrap();
     assert_eq!(count, 1);
     assert_eq!(stack.balance(&alice, ALICE_EUR).await, "9900.00");
     assert_invariants(&stack).await;
@@ -126,8 +150,15 @@ async fn bad_input_gets_a_problem_and_publishes_nothing() {
     let published = stack.nats.transfers_published().await;
     let long_key = "k".repeat(300);
     let forged = {
-        let other = shared::auth::JwtKeys::new(&[("k1".into(), "another-secret-another-secret-0123456789".into())]).unwrap();
-        other.issue(uuid::Uuid::new_v4(), shared::auth::Role::Customer).unwrap().0
+        let other = shared::auth::JwtKeys::new(&[(
+            "k1".into(),
+            "another-secret-another-secret-0123456789".into(),
+        )])
+        .unwrap();
+        other
+            .issue(uuid::Uuid::new_v4(), shared::auth::Role::Customer)
+            .unwrap()
+            .0
     };
     let ok = eur(ALICE_EUR, BOB_EUR, "1.00");
     // (token, key, raw body, expected status, what)
@@ -164,10 +195,17 @@ async fn bad_input_gets_a_problem_and_publishes_nothing() {
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status().as_u16(), expected, "{what}");
-        assert_eq!(r.headers()["content-type"], "application/problem+json", "{what}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{what}"
+        );
         let problem: Value = r.json().await.unwrap();
         assert_eq!(problem["status"], expected, "{what}: {problem}");
-        assert!(problem["title"].is_string() && problem["detail"].is_string(), "{what}: {problem}");
+        assert!(
+            problem["title"].is_string() && problem["detail"].is_string(),
+            "{what}: {problem}"
+        );
     }
     // An expired token.
     let expired = {
@@ -183,7 +221,12 @@ async fn bad_input_gets_a_problem_and_publishes_nothing() {
         };
         let mut header = jsonwebtoken_header();
         header.kid = Some("k1".into());
-        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()).unwrap()).unwrap()
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()).unwrap(),
+        )
+        .unwrap()
     };
     let (status, _, _) = stack.transfer(&expired, "b16", &ok).await;
     assert_eq!(status, 401, "expired token");
@@ -192,7 +235,11 @@ async fn bad_input_gets_a_problem_and_publishes_nothing() {
     let (status, _, _) = stack.transfer(&ops, "b17", &ok).await;
     assert_eq!(status, 403, "ops moving money");
 
-    assert_eq!(stack.nats.transfers_published().await, published, "nothing was published");
+    assert_eq!(
+        stack.nats.transfers_published().await,
+        published,
+        "nothing was published"
+    );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE owner_id IN (SELECT id FROM users WHERE username <> 'bank')")
         .fetch_one(&stack.db.pool)
         .await
@@ -209,14 +256,18 @@ fn jsonwebtoken_header() -> jsonwebtoken::Header {
 async fn rejections_are_final_states_with_a_reason() {
     let stack = Stack::start().await;
     let bob = stack.login("bob").await;
-    let (status, _, body) = stack.transfer(&bob, "too-much", &eur(BOB_EUR, ALICE_EUR, "2500.01")).await;
+    let (status, _, body) = stack
+        .transfer(&bob, "too-much", &eur(BOB_EUR, ALICE_EUR, "2500.01"))
+        .await;
     assert_eq!(status, 202, "{body}");
     let done = stack.final_state(&bob, body["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "rejected");
     assert_eq!(done["reason"], "insufficient_funds");
     assert_eq!(stack.balance(&bob, BOB_EUR).await, "2500.00");
     // Exactly the balance is fine.
-    let (_, _, body) = stack.transfer(&bob, "all-of-it", &eur(BOB_EUR, ALICE_EUR, "2500.00")).await;
+    let (_, _, body) = stack
+        .transfer(&bob, "all-of-it", &eur(BOB_EUR, ALICE_EUR, "2500.00"))
+        .await;
     let done = stack.final_state(&bob, body["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "committed");
     assert_eq!(stack.balance(&bob, BOB_EUR).await, "0.00");
@@ -230,18 +281,41 @@ async fn customers_see_only_their_own_data() {
     let alice = stack.login("alice").await;
     let (status, accounts) = stack.get(&alice, "/v1/accounts").await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = accounts.as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec![ALICE_EUR, ALICE_USD]);
     assert_eq!(accounts[0]["balance"], "10000.00");
-    assert_eq!(stack.get(&alice, &format!("/v1/accounts/{BOB_EUR}")).await.0, 404);
-    assert_eq!(stack.get(&alice, &format!("/v1/accounts/{BOB_EUR}/entries")).await.0, 404);
+    assert_eq!(
+        stack
+            .get(&alice, &format!("/v1/accounts/{BOB_EUR}"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        stack
+            .get(&alice, &format!("/v1/accounts/{BOB_EUR}/entries"))
+            .await
+            .0,
+        404
+    );
     assert_eq!(stack.get(&alice, "/v1/accounts/not-a-uuid").await.0, 404);
     assert_eq!(stack.get(&alice, "/v1/transfers?limit=0").await.0, 422);
     assert_eq!(stack.get(&alice, "/v1/transfers?cursor=zzz").await.0, 422);
     let ops = stack.login("ops").await;
-    assert_eq!(stack.get(&ops, &format!("/v1/accounts/{BOB_EUR}")).await.0, 200);
+    assert_eq!(
+        stack.get(&ops, &format!("/v1/accounts/{BOB_EUR}")).await.0,
+        200
+    );
     let (status, me) = stack.get(&alice, "/v1/me").await;
-    assert_eq!((status, me["username"].as_str(), me["role"].as_str()), (200, Some("alice"), Some("customer")));
+    assert_eq!(
+        (status, me["username"].as_str(), me["role"].as_str()),
+        (200, Some("alice"), Some("customer"))
+    );
     // Unknown user and wrong password: the same 401.
     for (user, password) in [("alice", "wrong"), ("nobody", "alice-dev-password")] {
         let r = stack
@@ -269,7 +343,13 @@ async fn websocket_replays_missed_events_and_asks_for_resync_when_it_cannot() {
 
     let mut ids = Vec::new();
     for i in 0..3 {
-        let (_, _, body) = stack.transfer(&alice, &format!("missed-{i}"), &eur(ALICE_EUR, BOB_EUR, "1.00")).await;
+        let (_, _, body) = stack
+            .transfer(
+                &alice,
+                &format!("missed-{i}"),
+                &eur(ALICE_EUR, BOB_EUR, "1.00"),
+            )
+            .await;
         let id = body["id"].as_str().unwrap().to_owned();
         stack.final_state(&alice, &id).await;
         ids.push(id);
@@ -279,7 +359,10 @@ async fn websocket_replays_missed_events_and_asks_for_resync_when_it_cannot() {
     let mut ws = stack.connect_ws(&alice, Some(&since)).await;
     let mut seen = Vec::new();
     loop {
-        let v = ws.next(Duration::from_secs(5)).await.expect("replay then ready");
+        let v = ws
+            .next(Duration::from_secs(5))
+            .await
+            .expect("replay then ready");
         if v["type"] == "ready" {
             break;
         }
@@ -292,11 +375,22 @@ async fn websocket_replays_missed_events_and_asks_for_resync_when_it_cannot() {
 
     // An id from another epoch (Redis lost its data): resync.
     let mut ws = stack.connect_ws(&alice, Some("ffffffff.1")).await;
-    assert_eq!(ws.next(Duration::from_secs(5)).await.unwrap()["type"], "resync");
+    assert_eq!(
+        ws.next(Duration::from_secs(5)).await.unwrap()["type"],
+        "resync"
+    );
     ws.close().await;
 
     // A forged token cannot connect.
-    let r = stack.http.get(format!("{}?access_token=bad", stack.ws.replace("ws://", "http://"))).send().await.unwrap();
+    let r = stack
+        .http
+        .get(format!(
+            "{}?access_token=bad",
+            stack.ws.replace("ws://", "http://")
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     stack.stop().await;
 }

@@ -22,7 +22,7 @@ export function reasonWords(code: string | null | undefined): string {
 
 export const STATUS_WORDS: Readonly<Record<string, string>> = Object.freeze({
   pending: "Pending",
-  committed: "Completed",
+  committed: "Committed",
   rejected: "Rejected",
 });
 

@@ -16,7 +16,7 @@ export interface Account {
 }
 
 export interface Entry {
-  id: string;
+  id: string | number;
   transfer_id: string;
   account_id: string;
   amount: string;

@@ -96,9 +96,12 @@ pub struct Me {
 }
 
 pub async fn me(State(state): State<SharedState>, caller: Caller) -> Result<Json<Me>, ApiError> {
-    let user = ledger::users::get(&state.pool, caller.id)
-        .await?
-        .ok_or(ApiError::Unauthenticated("the token's user no longer exists"))?;
+    let user =
+        ledger::users::get(&state.pool, caller.id)
+            .await?
+            .ok_or(ApiError::Unauthenticated(
+                "the token's user no longer exists",
+            ))?;
     Ok(Json(Me {
         id: user.id,
         username: user.username,

@@ -148,7 +148,11 @@ async fn known(
         if row.fingerprint.as_slice() != fingerprint {
             return Err(ApiError::KeyReused);
         }
-        return Ok(Some(transfer_response(StatusCode::ACCEPTED, &row.view(), true)));
+        return Ok(Some(transfer_response(
+            StatusCode::ACCEPTED,
+            &row.view(),
+            true,
+        )));
     }
     if look_in_queue && let Some(cmd) = publish::pending_command(state, id).await? {
         if &cmd.fingerprint() != fingerprint {
@@ -171,9 +175,10 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     caller.require_mover()?;
     let mut errors = Vec::new();
-    let key = idempotency_key(&headers).map_err(|e| match e {
-        ApiError::Validation(mut v) => errors.append(&mut v),
-        _ => {}
+    let key = idempotency_key(&headers).map_err(|e| {
+        if let ApiError::Validation(mut v) = e {
+            errors.append(&mut v);
+        }
     });
     let order = validate(&body, &mut errors);
     let (Ok(key), Some(order)) = (key, order) else {
@@ -261,7 +266,10 @@ async fn check_accounts(
         return Err(ApiError::Unprocessable {
             slug: "currency-mismatch",
             title: "Currency mismatch",
-            detail: format!("from_account holds {}, not {currency}", from.currency.as_str()),
+            detail: format!(
+                "from_account holds {}, not {currency}",
+                from.currency.as_str()
+            ),
             field: "currency",
         });
     }
@@ -301,7 +309,9 @@ pub async fn get(
     {
         return Ok(Json(cmd.pending_view()));
     }
-    Err(ApiError::NotFound(format!("no transfer {id} visible to you")))
+    Err(ApiError::NotFound(format!(
+        "no transfer {id} visible to you"
+    )))
 }
 
 pub const PAGE_DEFAULT: i64 = 50;

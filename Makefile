@@ -1,0 +1,62 @@
+# The two commands a newcomer needs: `make dev` and `make test`.
+# Everything else is here for day-to-day work.
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/bank-target
+export CARGO_TERM_COLOR ?= always
+BIN := $(CARGO_TARGET_DIR)/debug
+RELEASE := $(CARGO_TARGET_DIR)/release
+
+.PHONY: help dev test services build web lint fmt test-rust test-web e2e chaos chaos-short bench clean
+
+help:
+	@echo "make dev     - start PostgreSQL/Redis/NATS if needed, build, migrate, seed, run everything"
+	@echo "make test    - every test (lint, Rust unit+integration, web unit, browser e2e, short chaos)"
+	@echo "make bench   - throughput benchmarks (release build)"
+	@echo "make chaos   - the full bank checker with faults (minutes)"
+
+services:
+	@scripts/services.sh
+
+build:
+	cargo build --workspace --bins
+
+web:
+	@scripts/web.sh build
+
+dev: services build web
+	@BIN=$(BIN) scripts/stack.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+test-rust: services
+	cargo build --workspace --bins
+	cargo test --workspace
+
+test-web:
+	@scripts/web.sh test
+
+e2e: services build web
+	@BIN=$(BIN) scripts/e2e.sh
+
+chaos-short: services build
+	@if [ -x $(BIN)/chaos ]; then $(BIN)/chaos --short; else echo "chaos checker not built"; exit 1; fi
+
+chaos: services
+	cargo build --release --workspace --bins
+	$(RELEASE)/chaos
+
+bench: services
+	cargo build --release --workspace --bins
+	@BIN=$(RELEASE) scripts/bench.sh
+
+test: services lint test-rust test-web e2e chaos-short
+	@echo "make test: all green"
+
+clean:
+	rm -rf .dev frontend/dist

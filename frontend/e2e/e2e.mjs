@@ -1,0 +1,228 @@
+#!/usr/bin/env node
+// End-to-end test of the web page in a real Chromium (Debian's, via
+// playwright-core: no browser download). Exit code 0 = pass, 1 = fail.
+//
+//   BASE_URL      where the page and API are served (default http://127.0.0.1:8080)
+//   CHROMIUM_PATH the browser (default /usr/bin/chromium)
+//   HEADED=1      show the browser window; SLOWMO=ms slows every action
+//
+// Flow: sign in as alice, note the EUR balance, send 1.00 EUR to bob (with a
+// double click: exactly one transfer must result), watch it become committed
+// and the balance drop WITHOUT reloading, check client and server validation,
+// send one that is rejected (insufficient funds) and read the reason in words,
+// save a screenshot of the dashboard, sign out.
+
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const BASE_URL = (process.env.BASE_URL ?? "http://127.0.0.1:8080").replace(/\/$/, "");
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SHOTS = join(HERE, "screenshots");
+
+const ALICE = { username: "alice", password: "alice-dev-password" };
+const ALICE_EUR = "a11ce000-0000-4000-8000-000000000001";
+const BOB_EUR = "b0b00000-0000-4000-8000-000000000001";
+const BOB_USD = "b0b00000-0000-4000-8000-000000000002";
+const LIVE_TIMEOUT = Number(process.env.E2E_TIMEOUT_MS ?? 30_000);
+
+let step = "start";
+const log = (msg) => console.log(`[e2e] ${msg}`);
+function begin(name) {
+  step = name;
+  log(name);
+}
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+/** Decimal string → BigInt of minor units (no floats anywhere). */
+function toMinor(s, digits = 2) {
+  const neg = s.startsWith("-");
+  const [i, f = ""] = s.replace(/^[-+]/, "").split(".");
+  const v = BigInt(i + f.padEnd(digits, "0").slice(0, digits));
+  return neg ? -v : v;
+}
+function fromMinor(v, digits = 2) {
+  const neg = v < 0n;
+  const s = (neg ? -v : v).toString().padStart(digits + 1, "0");
+  return `${neg ? "-" : ""}${s.slice(0, -digits)}.${s.slice(-digits)}`;
+}
+
+async function main() {
+  mkdirSync(SHOTS, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: !process.env.HEADED,
+    slowMo: Number(process.env.SLOWMO ?? 0),
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  const problems = [];
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    page.on("console", (m) => {
+      const text = m.text();
+      if (/Content Security Policy|Refused to (apply|load|execute|connect)/i.test(text)) problems.push(`CSP: ${text}`);
+    });
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    let navigations = 0;
+    page.on("framenavigated", (f) => {
+      if (f === page.mainFrame()) navigations += 1;
+    });
+
+    begin(`open ${BASE_URL}`);
+    const res = await page.goto(`${BASE_URL}/`, { waitUntil: "domcontentloaded" });
+    check(res && res.ok(), `page did not load: HTTP ${res?.status()}`);
+    const csp = res.headers()["content-security-policy"];
+    log(csp ? `served with CSP: ${csp}` : "note: no CSP header on the page");
+
+    begin("sign in as alice");
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    await page.getByLabel("Username").fill(ALICE.username);
+    await page.getByLabel("Password").fill("wrong-password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "Wrong username or password" }).waitFor();
+    await page.getByLabel("Password").fill(ALICE.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByTestId("current-user").filter({ hasText: "alice" }).waitFor();
+
+    begin("note alice's EUR balance");
+    const eurCard = page.locator(`[data-testid="account-card"][data-account-id="${ALICE_EUR}"]`);
+    const eurBalance = eurCard.getByTestId("account-balance");
+    await eurBalance.waitFor();
+    const before = await eurBalance.getAttribute("data-value");
+    const versionBefore = Number(await eurBalance.getAttribute("data-version"));
+    check(before && /^-?\d+(\.\d+)?$/.test(before), `unreadable balance ${before}`);
+    log(`balance before: ${before} EUR (shown as "${await eurBalance.textContent()}")`);
+
+    begin("wait for the live connection");
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: LIVE_TIMEOUT });
+    const navBefore = navigations;
+
+    const form = page.getByRole("region", { name: "New transfer" });
+    const send = form.getByRole("button", { name: /Send money|Sending/ });
+
+    begin("client-side validation (no request sent)");
+    await form.getByLabel("From account").selectOption(ALICE_EUR);
+    await form.getByLabel("To account (account id)").fill("bob");
+    await form.getByLabel("Amount").fill("1.234");
+    await send.click();
+    await form.getByTestId("error-to_account").waitFor();
+    await form.getByTestId("error-amount").filter({ hasText: "2 decimal" }).waitFor();
+    check(
+      (await form.getByLabel("To account (account id)").getAttribute("aria-invalid")) === "true",
+      "invalid field is not marked aria-invalid",
+    );
+
+    begin("server-side validation shown by field (EUR to bob's USD account)");
+    await form.getByLabel("To account (account id)").fill(BOB_USD);
+    await form.getByLabel("Amount").fill("1.00");
+    await send.click();
+    await form.getByTestId("error-to_account").filter({ hasText: /USD|currenc/i }).waitFor();
+    log(`server said: ${await form.getByTestId("error-to_account").textContent()}`);
+
+    begin("send 1.00 EUR to bob (double click: must make ONE transfer)");
+    const reference = `e2e ${new Date().toISOString()}`;
+    await form.getByLabel("To account (account id)").fill(BOB_EUR);
+    await form.getByLabel("Amount").fill("1.00");
+    await form.getByLabel("Currency").selectOption("EUR");
+    await form.getByLabel("Reference (optional)").fill(reference);
+    await send.dblclick();
+    const last = page.getByTestId("last-transfer");
+    await last.waitFor();
+    const transferId = await last.getAttribute("data-transfer-id");
+    check(transferId, "no transfer id after sending");
+    log(`transfer ${transferId} accepted`);
+
+    begin("see it committed live");
+    const row = page.locator(`[data-testid="transfer-row"][data-transfer-id="${transferId}"]`);
+    await row.waitFor();
+    await page
+      .locator(`[data-testid="transfer-row"][data-transfer-id="${transferId}"][data-status="committed"]`)
+      .waitFor({ timeout: LIVE_TIMEOUT });
+    check((await row.getByTestId("status-chip").textContent())?.trim() === "Committed", "chip does not say Committed");
+    await page.locator('[data-testid="last-transfer"][data-status="committed"]').waitFor();
+    const sameRef = await page.locator('[data-testid="transfer-row"]').filter({ hasText: reference }).count();
+    check(sameRef === 1, `double click made ${sameRef} transfers with reference "${reference}"`);
+
+    begin("see the balance change without reloading");
+    const expected = fromMinor(toMinor(before) - 100n);
+    await page.waitForFunction(
+      ([sel, v]) => document.querySelector(sel)?.getAttribute("data-version") !== String(v),
+      [`[data-account-id="${ALICE_EUR}"] [data-testid="account-balance"]`, versionBefore],
+      { timeout: LIVE_TIMEOUT },
+    );
+    const after = await eurBalance.getAttribute("data-value");
+    const versionAfter = Number(await eurBalance.getAttribute("data-version"));
+    if (toMinor(after) !== toMinor(expected)) {
+      // Someone else moved money on this shared stack at the same time.
+      check(versionAfter > versionBefore + 1, `balance ${after}, expected ${expected}`);
+      log(`note: balance ${after} (other activity on this stack; expected ${expected} alone)`);
+    }
+    check(navigations === navBefore, "the page navigated/reloaded");
+    log(`balance after: ${after} EUR (shown as "${await eurBalance.textContent()}")`);
+
+    begin("send one that is rejected (more than the balance) and read the reason");
+    await form.getByLabel("To account (account id)").fill(BOB_EUR);
+    await form.getByLabel("Amount").fill("999999999.00");
+    await form.getByLabel("Reference (optional)").fill("e2e too much");
+    await send.click();
+    await page.locator('[data-testid="last-transfer"][data-status="rejected"]').waitFor({ timeout: LIVE_TIMEOUT });
+    const rejectedId = await last.getAttribute("data-transfer-id");
+    const rejectedRow = page.locator(`[data-testid="transfer-row"][data-transfer-id="${rejectedId}"]`);
+    await rejectedRow.locator('[data-status="rejected"]').waitFor();
+    const reason = rejectedRow.getByTestId("reject-reason");
+    check((await reason.getAttribute("data-reason")) === "insufficient_funds", "reason code is not insufficient_funds");
+    const words = (await reason.textContent())?.trim();
+    check(words === "Not enough money in the source account.", `reason shown as "${words}"`);
+    log(`reason in words: "${words}"`);
+    check(navigations === navBefore, "the page navigated/reloaded");
+
+    begin("account history shows the entry");
+    await eurCard.getByRole("link", { name: /History/ }).click();
+    await page.getByRole("heading", { name: "Account history" }).waitFor();
+    await page.getByRole("row").filter({ hasText: transferId.slice(0, 8) }).first().waitFor();
+    await page.getByRole("link", { name: /Back to dashboard/ }).click();
+    await eurBalance.waitFor();
+
+    begin("screenshot of the dashboard");
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(SHOTS, "dashboard-phone.png"), fullPage: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 1, `page is ${overflow}px wider than a phone screen`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    begin("sign out");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    const stored = await page.evaluate(() => sessionStorage.getItem("transfer.token"));
+    check(stored === null, "token still in sessionStorage after sign out");
+
+    check(problems.length === 0, `browser reported problems:\n  ${problems.join("\n  ")}`);
+    log("PASS");
+  } catch (e) {
+    console.error(`[e2e] FAILED at step "${step}": ${e instanceof Error ? e.message : e}`);
+    if (problems.length) console.error(`[e2e] browser problems:\n  ${problems.join("\n  ")}`);
+    try {
+      const pages = browser.contexts().flatMap((c) => c.pages());
+      if (pages[0]) await pages[0].screenshot({ path: join(SHOTS, "failure.png"), fullPage: true });
+      console.error(`[e2e] screenshot: ${join(SHOTS, "failure.png")}`);
+    } catch {
+      /* ignore */
+    }
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(`[e2e] FAILED: ${e instanceof Error ? e.stack : e}`);
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+import { useEffect, useState } from "react";
+import type { Me } from "../lib/types";
+import { useLiveData } from "../lib/useLiveData";
+import { ConnectionIndicator } from "./ConnectionIndicator";
+import { AccountsPanel } from "./AccountsPanel";
+import { TransferForm } from "./TransferForm";
+import { TransfersPanel } from "./TransfersPanel";
+import { AccountHistory } from "./AccountHistory";
+import { BatchPanel, OpsFlowPlaceholder } from "./RolePanels";
+
+function useHashRoute(): string {
+  const [hash, setHash] = useState(() => window.location.hash);
+  useEffect(() => {
+    const on = () => setHash(window.location.hash);
+    window.addEventListener("hashchange", on);
+    return () => window.removeEventListener("hashchange", on);
+  }, []);
+  return hash;
+}
+
+export function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
+  const live = useLiveData();
+  const hash = useHashRoute();
+  const historyMatch = /^#\/accounts\/([0-9a-fA-F-]{36})$/.exec(hash);
+  const role = me.role;
+
+  return (
+    <div className="app">
+      <a className="skip-link" href="#main">Skip to content</a>
+      <header className="topbar">
+        <a className="brand" href="#/">Transfers</a>
+        <div className="topbar-right">
+          <ConnectionIndicator status={live.status} online={live.online} />
+          <span className="user" data-testid="current-user">
+            {me.username}
+            {role !== "customer" && <span className="role-tag">{role}</span>}
+          </span>
+          <button type="button" className="secondary" onClick={onLogout}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      {!live.online && (
+        <div className="banner warn" role="status">
+          You are offline. Showing the last known data; it will update when you are back online.
+        </div>
+      )}
+      <main id="main" tabIndex={-1}>
+        {historyMatch ? (
+          <AccountHistory
+            accountId={historyMatch[1].toLowerCase()}
+            accounts={live.accounts}
+            resyncCount={live.resyncCount}
+          />
+        ) : role === "ops" ? (
+          <>
+            <section className="panel" aria-labelledby="ops-title">
+              <h1 id="ops-title">Operations</h1>
+              <p className="muted">
+                There are no operations endpoints yet. Below are the transfers the API shows to this user; the
+                live flow view across all users will appear here once it exists.
+              </p>
+            </section>
+            <OpsFlowPlaceholder />
+            <TransfersPanel live={live} title="Recent transfers" />
+          </>
+        ) : role === "batch" ? (
+          <>
+            <BatchPanel />
+            <TransfersPanel live={live} title="Transfers" />
+          </>
+        ) : (
+          <div className="dashboard">
+            <AccountsPanel live={live} />
+            <TransferForm live={live} />
+            <TransfersPanel live={live} title="Transfers" />
+          </div>
+        )}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,76 @@
+import { useMemo } from "react";
+import { formatDate, shortId } from "../lib/format";
+import { formatMoney } from "../lib/money";
+import { direction, type Direction } from "../lib/store";
+import type { LiveData } from "../lib/useLiveData";
+import { ReasonText, StatusChip } from "./StatusChip";
+
+const DIRECTION_WORDS: Record<Direction, string> = {
+  sent: "Sent",
+  received: "Received",
+  internal: "Between your accounts",
+  other: "Transfer",
+};
+
+export function TransfersPanel({ live, title }: { live: LiveData; title: string }) {
+  const { transfers, transfersError, transfersCursor, loadingMore } = live;
+  const own = useMemo(() => new Set((live.accounts ?? []).map((a) => a.id)), [live.accounts]);
+
+  return (
+    <section className="panel transfers" aria-labelledby="transfers-title">
+      <h2 id="transfers-title">{title}</h2>
+      {transfersError && (
+        <div className="error-box" role="alert">
+          <p>Could not load transfers: {transfersError}</p>
+          <button type="button" onClick={() => void live.refreshTransfers()}>Try again</button>
+        </div>
+      )}
+      {transfers === null && !transfersError && <p className="muted" role="status">Loading transfers…</p>}
+      {transfers !== null && transfers.length === 0 && (
+        <p className="empty">No transfers yet. Transfers you send or receive appear here.</p>
+      )}
+      {transfers !== null && transfers.length > 0 && (
+        <ul className="transfer-list" aria-live="polite" aria-relevant="additions text">
+          {transfers.map((t) => {
+            const dir = direction(t, own);
+            const counterparty = dir === "received" ? t.from_account : t.to_account;
+            const signed = dir === "sent" ? `-${t.amount}` : t.amount;
+            return (
+              <li
+                key={t.id}
+                className={`transfer-row dir-${dir}`}
+                data-testid="transfer-row"
+                data-transfer-id={t.id}
+                data-status={t.status}
+              >
+                <div className="transfer-main">
+                  <span className="transfer-dir">{DIRECTION_WORDS[dir]}</span>
+                  <span className={`amount ${dir === "sent" ? "debit" : dir === "received" ? "credit" : ""}`}>
+                    {formatMoney(signed, t.currency)}
+                  </span>
+                </div>
+                <div className="transfer-meta">
+                  <span>
+                    {dir === "received" ? "from " : "to "}
+                    <span className="mono" title={counterparty}>{shortId(counterparty)}</span>
+                  </span>
+                  <time dateTime={t.created_at}>{formatDate(t.created_at)}</time>
+                </div>
+                {t.reference && <p className="reference">“{t.reference}”</p>}
+                <div className="transfer-status">
+                  <StatusChip status={t.status} />
+                  {t.status === "rejected" && <ReasonText reason={t.reason} />}
+                </div>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+      {transfersCursor && (
+        <button type="button" className="secondary more" onClick={() => void live.loadMoreTransfers()} disabled={loadingMore}>
+          {loadingMore ? "Loading…" : "Show older transfers"}
+        </button>
+      )}
+    </section>
+  );
+}
