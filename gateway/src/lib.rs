@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 mod extract;
 mod http;
+mod lookup;
 mod publish;
 pub mod routes;
 mod state;
@@ -51,12 +52,13 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         delay = (delay * 2).min(Duration::from_secs(5));
     }
     Ok(Arc::new(AppState {
-        pool,
+        pool: pool.clone(),
         nats,
         js,
         topology: config.topology.clone(),
         keys: config.keys.clone(),
         accounts: Default::default(),
+        lookups: lookup::Lookups::start(pool.clone()),
         public_ws_url: config.public_ws_url.clone(),
         publish_timeout: config.publish_timeout,
         login_permits: tokio::sync::Semaphore::new(4),

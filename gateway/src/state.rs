@@ -17,6 +17,7 @@ pub struct AppState {
     pub topology: Topology,
     pub keys: JwtKeys,
     pub accounts: AccountCache,
+    pub lookups: crate::lookup::Lookups,
     pub public_ws_url: String,
     pub publish_timeout: Duration,
     /// Concurrent password checks (each argon2id check holds ~19 MiB).

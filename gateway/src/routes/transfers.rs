@@ -144,7 +144,7 @@ async fn known(
     fingerprint: &[u8; 32],
     look_in_queue: bool,
 ) -> Result<Option<Response>, ApiError> {
-    if let Some((row, _)) = ledger::transfers::get(&state.pool, id).await? {
+    if let Some(row) = state.lookups.get(id).await? {
         if row.fingerprint.as_slice() != fingerprint {
             return Err(ApiError::KeyReused);
         }

@@ -1,0 +1,87 @@
+//! Coalesced transfer lookups for the POST hot path.
+//!
+//! Every POST must know whether its transfer id was already applied (a retry
+//! after JetStream's duplicate window has passed can only be answered from
+//! the ledger). Instead of one query per request, concurrent lookups are
+//! gathered and answered by one `WHERE id = ANY($1)` query: under load the
+//! cost is one round trip per batch of requests, at low load one per request
+//! with no added wait.
+
+use std::collections::HashMap;
+
+use ledger::LedgerError;
+use ledger::transfers::TransferRow;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// Most ids in one query.
+const BATCH_MAX: usize = 512;
+/// Lookups waiting for a slot (beyond it, callers wait: back-pressure).
+const QUEUE_MAX: usize = 8192;
+/// Queries in flight at once (each holds a pooled connection).
+const CONCURRENCY: usize = 4;
+
+type Reply = oneshot::Sender<Result<Option<TransferRow>, String>>;
+
+#[derive(Clone)]
+pub struct Lookups {
+    tx: mpsc::Sender<(Uuid, Reply)>,
+}
+
+impl Lookups {
+    pub fn start(pool: PgPool) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_MAX);
+        tokio::spawn(run(pool, rx));
+        Self { tx }
+    }
+
+    /// The stored transfer with this id, if any.
+    pub async fn get(&self, id: Uuid) -> Result<Option<TransferRow>, LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || LedgerError::Conflict("lookup service stopped".into());
+        self.tx.send((id, reply)).await.map_err(|_| closed())?;
+        match answer.await.map_err(|_| closed())? {
+            Ok(row) => Ok(row),
+            // Lookups fail together when the database does: report it as
+            // unavailable (transient), which the API maps to 503.
+            Err(e) => Err(LedgerError::Conflict(e)),
+        }
+    }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<(Uuid, Reply)>) {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut pending = Vec::with_capacity(BATCH_MAX);
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        // Wait for at least one lookup, then take whatever else is queued.
+        if rx.recv_many(&mut pending, BATCH_MAX).await == 0 {
+            return;
+        }
+        let batch = std::mem::replace(&mut pending, Vec::with_capacity(BATCH_MAX));
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+            metrics::histogram!("gateway_lookup_batch_size").record(ids.len() as f64);
+            match ledger::transfers::get_many(&pool, &ids).await {
+                Ok(rows) => {
+                    let mut rows: HashMap<Uuid, TransferRow> =
+                        rows.into_iter().map(|r| (r.id, r)).collect();
+                    for (id, reply) in batch {
+                        let _ = reply.send(Ok(rows.remove(&id)));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(message.clone()));
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
