@@ -12,7 +12,7 @@
 // send one that is rejected (insufficient funds) and read the reason in words,
 // save a screenshot of the dashboard, sign out.
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -53,6 +53,7 @@ function fromMinor(v, digits = 2) {
 
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
+  rmSync(join(SHOTS, "failure.png"), { force: true });
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: !process.env.HEADED,
@@ -69,7 +70,7 @@ async function main() {
       if (/Content Security Policy|Refused to (apply|load|execute|connect)/i.test(text)) problems.push(`CSP: ${text}`);
     });
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    let navigations = 0;
+    let navigations = 0; // main-frame navigations (a reload counts)
     page.on("framenavigated", (f) => {
       if (f === page.mainFrame()) navigations += 1;
     });
@@ -182,6 +183,60 @@ async function main() {
     log(`reason in words: "${words}"`);
     check(navigations === navBefore, "the page navigated/reloaded");
 
+    begin("screenshot of the dashboard");
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: false });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(SHOTS, "dashboard-phone.png"), fullPage: false });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 1, `page is ${overflow}px wider than a phone screen`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    begin("lost answer: the server gets it, the browser does not; resend after reload uses the SAME key");
+    const lostRef = `e2e lost answer ${Date.now()}`;
+    const keys = [];
+    let loseAnswers = true;
+    await page.route("**/v1/transfers", async (route) => {
+      const req = route.request();
+      if (req.method() !== "POST") return route.continue();
+      keys.push(req.headers()["idempotency-key"]);
+      if (!loseAnswers) return route.continue();
+      await route.fetch(); // reaches the server...
+      await route.abort("connectionreset"); // ...but the answer is lost
+    });
+    await form.getByLabel("To account (account id)").fill(BOB_EUR);
+    await form.getByLabel("Amount").fill("0.01");
+    await form.getByLabel("Reference (optional)").fill(lostRef);
+    await send.click();
+    // the page retries by itself a few times, then offers to send again
+    await form.getByTestId("form-error").getByRole("button", { name: "Send again" }).waitFor({ timeout: LIVE_TIMEOUT });
+    check(keys.length >= 2, `expected automatic retries, saw ${keys.length} request(s)`);
+    await page.reload();
+    navigations = 0;
+    const banner = page.getByTestId("interrupted-banner");
+    await banner.waitFor();
+    loseAnswers = false;
+    await banner.getByRole("button", { name: "Send again" }).click();
+    await page.locator('[data-testid="last-transfer"]').filter({ hasText: "already submitted" }).waitFor();
+    await page.unroute("**/v1/transfers");
+    check(new Set(keys).size === 1, `the retries used ${new Set(keys).size} different Idempotency-Keys`);
+    const lostId = await last.getAttribute("data-transfer-id");
+    await page
+      .locator(`[data-testid="transfer-row"][data-transfer-id="${lostId}"][data-status="committed"]`)
+      .waitFor({ timeout: LIVE_TIMEOUT });
+    await page.getByTestId("interrupted-banner").waitFor({ state: "detached" });
+    const lostCount = await page.locator('[data-testid="transfer-row"]').filter({ hasText: lostRef }).count();
+    check(lostCount === 1, `${keys.length} sends made ${lostCount} transfers`);
+    log(`${keys.length} sends with one key made one transfer`);
+
+    begin("offline: the indicator says so, and live updates come back");
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: LIVE_TIMEOUT });
+    await context.setOffline(true);
+    await page.locator('[data-testid="connection-status"][data-state="offline"]').waitFor();
+    await page.getByRole("status").filter({ hasText: "You are offline" }).waitFor();
+    await context.setOffline(false);
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: LIVE_TIMEOUT });
+
     begin("account history shows the entry");
     await eurCard.getByRole("link", { name: /History/ }).click();
     await page.getByRole("heading", { name: "Account history" }).waitFor();
@@ -189,20 +244,32 @@ async function main() {
     await page.getByRole("link", { name: /Back to dashboard/ }).click();
     await eurBalance.waitFor();
 
-    begin("screenshot of the dashboard");
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.screenshot({ path: join(SHOTS, "dashboard-phone.png"), fullPage: true });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    check(overflow <= 1, `page is ${overflow}px wider than a phone screen`);
-    await page.setViewportSize({ width: 1280, height: 900 });
-
     begin("sign out");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     const stored = await page.evaluate(() => sessionStorage.getItem("transfer.token"));
     check(stored === null, "token still in sessionStorage after sign out");
+
+    begin("ops and batch roles get their own pages");
+    for (const [user, heading] of [["ops", "Operations"], ["batch", "Batch payments"]]) {
+      await page.getByLabel("Username").fill(user);
+      await page.getByLabel("Password").fill(`${user}-dev-password`);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { name: heading }).waitFor();
+      await page.getByRole("region", { name: /transfers/i }).waitFor();
+      if (user === "batch") {
+        const card = page.getByTestId("account-card").first();
+        await card.waitFor();
+        const own = await card.getAttribute("data-account-id");
+        const cur = (await card.locator(".currency-badge").textContent()).trim();
+        const csv = `from_account,to_account,amount,currency,reference\n${own},${BOB_EUR},1.00,${cur},ok\n${own},${BOB_EUR},1.001,${cur},bad\n`;
+        await page.getByLabel("Payments file (CSV)").setInputFiles({ name: "pay.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+        await page.getByTestId("batch-summary").filter({ hasText: "2 payments, 1 with problems" }).waitFor();
+        check(await page.getByRole("button", { name: "Send batch" }).isDisabled(), "Send batch should be disabled");
+      }
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    }
 
     check(problems.length === 0, `browser reported problems:\n  ${problems.join("\n  ")}`);
     log("PASS");

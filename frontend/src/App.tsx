@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, ApiError, problemMessage } from "./lib/api";
-import { clearToken, loadToken, onTokenChange } from "./lib/auth";
+import { clearToken, loadToken, onTokenChange, tokenExpiresAt } from "./lib/auth";
 import type { Me } from "./lib/types";
 import { Login } from "./components/Login";
 import { Shell } from "./components/Shell";
@@ -22,6 +22,14 @@ export function App() {
       }),
     [],
   );
+
+  // Sign out when the token expires, rather than on the next failing request.
+  useEffect(() => {
+    const at = token ? tokenExpiresAt() : null;
+    if (at === null) return;
+    const timer = window.setTimeout(() => clearToken(), Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+    return () => window.clearTimeout(timer);
+  }, [token]);
 
   const loadMe = useCallback(() => {
     setMeError(null);

@@ -122,7 +122,7 @@ export function AccountHistory({
                 <thead>
                   <tr>
                     <th scope="col">Date</th>
-                    <th scope="col">Transfer</th>
+                    <th scope="col" className="col-transfer">Transfer</th>
                     <th scope="col" className="num">Amount</th>
                     <th scope="col" className="num">Balance after</th>
                   </tr>
@@ -130,8 +130,10 @@ export function AccountHistory({
                 <tbody>
                   {entries.map((e) => (
                     <tr key={e.id} data-testid="entry-row">
-                      <td><time dateTime={e.created_at}>{formatDate(e.created_at)}</time></td>
-                      <td className="mono" title={e.transfer_id}>{shortId(e.transfer_id)}</td>
+                      <td>
+                        <time dateTime={e.created_at}>{formatDate(e.created_at)}</time>
+                      </td>
+                      <td className="mono col-transfer" title={e.transfer_id}>{shortId(e.transfer_id)}</td>
                       <td className={`num ${isNegative(e.amount) ? "debit" : "credit"}`}>
                         {formatMoney(e.amount, e.currency)}
                       </td>

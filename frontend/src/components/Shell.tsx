@@ -26,7 +26,17 @@ export function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
 
   return (
     <div className="app">
-      <a className="skip-link" href="#main">Skip to content</a>
+      <a
+        className="skip-link"
+        href="#main"
+        onClick={(e) => {
+          // Hash routes: focus the content instead of changing the route.
+          e.preventDefault();
+          document.getElementById("main")?.focus();
+        }}
+      >
+        Skip to content
+      </a>
       <header className="topbar">
         <a className="brand" href="#/">Transfers</a>
         <div className="topbar-right">
@@ -66,7 +76,8 @@ export function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
           </>
         ) : role === "batch" ? (
           <>
-            <BatchPanel />
+            <BatchPanel ownAccounts={(live.accounts ?? []).map((a) => a.id)} />
+            <AccountsPanel live={live} />
             <TransfersPanel live={live} title="Transfers" />
           </>
         ) : (

@@ -212,7 +212,8 @@ export function TransferForm({ live }: { live: LiveData }) {
             ref={(el) => { fieldRefs.current.to_account = el; }}
             value={draft.to_account}
             onChange={(e) => update("to_account", e.target.value)}
-            placeholder="e.g. b0b00000-0000-4000-8000-000000000001"
+            placeholder="e.g. 0a1b2c3d-0000-4000-8000-000000000001"
+            list={`${uid}-own`}
             autoComplete="off"
             autoCapitalize="none"
             spellCheck={false}
@@ -221,6 +222,13 @@ export function TransferForm({ live }: { live: LiveData }) {
             aria-invalid={errors.to_account ? true : undefined}
             aria-describedby={describe("to_account")}
           />
+          <datalist id={`${uid}-own`}>
+            {accounts
+              .filter((a) => a.id !== draft.from_account)
+              .map((a) => (
+                <option key={a.id} value={a.id}>{`Your ${a.currency} account`}</option>
+              ))}
+          </datalist>
           {err("to_account")}
         </div>
         <div className="field-row">

@@ -30,11 +30,14 @@ export function TransfersPanel({ live, title }: { live: LiveData; title: string 
         <p className="empty">No transfers yet. Transfers you send or receive appear here.</p>
       )}
       {transfers !== null && transfers.length > 0 && (
-        <ul className="transfer-list" aria-live="polite" aria-relevant="additions text">
+        <ul className="transfer-list">
           {transfers.map((t) => {
             const dir = direction(t, own);
             const counterparty = dir === "received" ? t.from_account : t.to_account;
-            const signed = dir === "sent" ? `-${t.amount}` : t.amount;
+            // A rejected transfer moved no money: show its amount unsigned and struck through.
+            const moved = t.status !== "rejected";
+            const signed = dir === "sent" && moved ? `-${t.amount}` : t.amount;
+            const tone = !moved ? "void" : dir === "sent" ? "debit" : dir === "received" ? "credit" : "";
             return (
               <li
                 key={t.id}
@@ -45,7 +48,8 @@ export function TransfersPanel({ live, title }: { live: LiveData; title: string 
               >
                 <div className="transfer-main">
                   <span className="transfer-dir">{DIRECTION_WORDS[dir]}</span>
-                  <span className={`amount ${dir === "sent" ? "debit" : dir === "received" ? "credit" : ""}`}>
+                  <span className={`amount ${tone}`}>
+                    {!moved && <span className="sr-only">Not moved: </span>}
                     {formatMoney(signed, t.currency)}
                   </span>
                 </div>

@@ -38,6 +38,11 @@ export function loadToken(now = Date.now()): string | null {
   return current?.token ?? null;
 }
 
+/** When the current token expires (epoch ms), or null without one. */
+export function tokenExpiresAt(): number | null {
+  return loadToken() ? (current?.expiresAt ?? null) : null;
+}
+
 export function saveToken(token: string, expiresInSeconds: number, now = Date.now()): void {
   current = { token, expiresAt: now + Math.max(0, expiresInSeconds) * 1000 };
   storage()?.setItem(TOKEN_KEY, JSON.stringify(current));

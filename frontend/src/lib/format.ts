@@ -1,4 +1,4 @@
-const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" });
 
 export function formatDate(iso: string | null | undefined): string {
   if (!iso) return "";

@@ -185,6 +185,24 @@ describe("LiveConnection", () => {
     expect(t.statuses.at(-1)).toBe("connected");
   });
 
+  it("drops a live-looking socket when the browser goes offline and resumes when back", () => {
+    let online = true;
+    const t = setup({ online: () => online });
+    t.conn.start();
+    t.sockets[0].open();
+    t.sockets[0].send({ type: "ready", id: "2.9" });
+    online = false;
+    t.conn.offline();
+    expect(t.sockets[0].closed).toBe(true);
+    expect(t.statuses.at(-1)).toBe("offline");
+    online = true;
+    t.conn.online();
+    expect(t.sockets).toHaveLength(2);
+    expect(t.sockets[1].url).toContain("since=2.9");
+    t.sockets[1].open();
+    expect(t.statuses.at(-1)).toBe("connected");
+  });
+
   it("stops cleanly: no reconnect after stop", () => {
     const t = setup();
     t.conn.start();

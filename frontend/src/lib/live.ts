@@ -109,9 +109,25 @@ export class LiveConnection {
     if (!this.socket) this.connect();
   }
 
+  /**
+   * The browser went offline: a socket that looks open is likely dead and
+   * would linger until TCP gives up, so drop it now; `online()` reconnects
+   * with `since` and gets what was missed.
+   */
   offline(): void {
     if (this.stopped) return;
+    const s = this.socket;
+    if (s) {
+      this.socket = null;
+      s.onopen = s.onmessage = s.onerror = s.onclose = null;
+      try {
+        s.close(1000, "offline");
+      } catch {
+        /* already closed */
+      }
+    }
     this.setStatus("offline");
+    if (this.timer === null) this.scheduleReconnect();
   }
 
   private setStatus(s: LiveStatus): void {
