@@ -115,9 +115,3 @@ pub async fn serve(
     tracing::info!("gateway stopped");
     Ok(())
 }
-
-/// `gateway healthcheck`: exit 0 if `/healthz` on `GATEWAY_ADDR` answers 200.
-pub async fn healthcheck() -> std::process::ExitCode {
-    let addr = shared::config::string("GATEWAY_ADDR", "127.0.0.1:8080");
-    shared::health::probe(&addr).await
-}

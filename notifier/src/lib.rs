@@ -88,8 +88,3 @@ async fn readyz(State(state): State<Arc<AppState>>) -> StatusCode {
         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
-
-/// `notifier healthcheck`.
-pub async fn healthcheck() -> std::process::ExitCode {
-    shared::health::probe(&shared::config::string("NOTIFIER_ADDR", "127.0.0.1:8081")).await
-}

@@ -1,26 +1,14 @@
-//! The WebSocket server: `notifier` serves; `notifier healthcheck` probes a running one
-//! (for container HEALTHCHECK, which has no curl).
+//! `notifier` runs the service; `notifier healthcheck` probes a running one (for
+//! container HEALTHCHECK, which has no curl).
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        return notifier::healthcheck().await;
-    }
-    shared::telemetry::init("notifier");
-    let config = match notifier::Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let (trigger, shutdown) = shared::shutdown::channel();
-    shared::shutdown::on_signals(trigger);
-    match notifier::run(config, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "notifier failed");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    shared::service::main(
+        "notifier",
+        "NOTIFIER_ADDR",
+        "127.0.0.1:8081",
+        notifier::Config::from_env,
+        notifier::run,
+    )
+    .await
 }

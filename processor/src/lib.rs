@@ -183,8 +183,3 @@ async fn watch_lag(mut consumer: PullConsumer, mut shutdown: Shutdown) {
         }
     }
 }
-
-/// `processor healthcheck`.
-pub async fn healthcheck() -> std::process::ExitCode {
-    shared::health::probe(&shared::config::string("PROCESSOR_ADDR", "127.0.0.1:8082")).await
-}

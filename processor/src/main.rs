@@ -1,26 +1,14 @@
-//! The ledger worker: `processor` consumes; `processor healthcheck` probes a running one
-//! (for container HEALTHCHECK, which has no curl).
+//! `processor` runs the service; `processor healthcheck` probes a running one (for
+//! container HEALTHCHECK, which has no curl).
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        return processor::healthcheck().await;
-    }
-    shared::telemetry::init("processor");
-    let config = match processor::Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let (trigger, shutdown) = shared::shutdown::channel();
-    shared::shutdown::on_signals(trigger);
-    match processor::run(config, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "processor failed");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    shared::service::main(
+        "processor",
+        "PROCESSOR_ADDR",
+        "127.0.0.1:8082",
+        processor::Config::from_env,
+        processor::run,
+    )
+    .await
 }

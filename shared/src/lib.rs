@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod money;
 #[cfg(feature = "http")]
 pub mod problem;
+pub mod service;
 pub mod shutdown;
 pub mod streams;
 pub mod telemetry;
