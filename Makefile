@@ -7,7 +7,8 @@ export CARGO_TERM_COLOR ?= always
 BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE := $(CARGO_TARGET_DIR)/release
 
-.PHONY: help dev test services build web lint fmt test-rust test-web e2e chaos chaos-short bench clean
+.PHONY: help dev test services build web lint fmt test-rust test-web e2e chaos chaos-short bench clean \
+	deploy-check setup deploy-dev deploy-prod status logs monitor security-scan backup restore
 
 help:
 	@echo "make dev     - start PostgreSQL/Redis/NATS if needed, build, migrate, seed, run everything"
@@ -55,8 +56,33 @@ bench: services
 	cargo build --release --workspace --bins
 	@BIN=$(RELEASE) scripts/bench.sh
 
-test: services lint test-rust test-web e2e chaos-short
+deploy-check:
+	deploy/scripts/lint-deploy.sh
+	deploy/scripts/test-backup-restore.sh
+
+test: services lint test-rust test-web e2e chaos-short deploy-check
 	@echo "make test: all green"
 
 clean:
 	rm -rf .dev frontend/dist
+
+# --- Containers (deploy/README.md) ------------------------------------------
+COMPOSE ?= docker compose
+setup:
+	deploy/scripts/gen-secrets.sh
+deploy-dev:
+	$(COMPOSE) -f deploy/compose.yaml up -d --build
+deploy-prod:
+	$(COMPOSE) -f deploy/compose.yaml -f deploy/compose.prod.yaml up -d --no-build
+status:
+	$(COMPOSE) -f deploy/compose.yaml ps
+logs:
+	$(COMPOSE) -f deploy/compose.yaml logs -f --tail=200
+monitor:
+	$(COMPOSE) -f deploy/compose.yaml -f deploy/compose.monitor.yaml up -d
+security-scan:
+	deploy/scripts/security-scan.sh
+backup:
+	deploy/scripts/backup.sh
+restore:
+	deploy/scripts/restore.sh $(FILE)

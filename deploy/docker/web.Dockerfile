@@ -30,5 +30,6 @@ USER 65532:65532
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/httpprobe", "127.0.0.1:8080", "/nginx-health"]
-# pid and temp files go to /tmp (nginx.conf): run read-only with a tmpfs on /tmp.
-ENTRYPOINT ["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"]
+# pid and temp files go to /tmp (nginx.conf), logs to stdout/stderr (-e for the
+# log nginx opens before reading its config): read-only root + tmpfs on /tmp.
+ENTRYPOINT ["/usr/sbin/nginx", "-e", "/dev/stderr", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"]

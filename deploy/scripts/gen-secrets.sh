@@ -64,4 +64,4 @@ write redis_url "redis://default:${redis_password}@redis:6379"
 write jwt_secret "$(rand_hex 32)"
 write grafana_admin_password "$(rand_hex 16)"
 
-echo "secrets in $dir (git-ignored by $dir/.gitignore)"
+echo "secrets in $dir (deploy/secrets/.gitignore keeps them out of git)"

@@ -42,7 +42,10 @@ impl Config {
             topology: Topology::from_env()?,
             keys: JwtKeys::from_env()?,
             web_dir: Some(PathBuf::from(config::string("WEB_DIR", "frontend/dist"))),
-            public_ws_url: config::string("PUBLIC_WS_URL", "ws://127.0.0.1:8081/v1/ws"),
+            // Set but empty: the page connects to its own origin's /v1/ws
+            // (behind a proxy that routes it to the notifier).
+            public_ws_url: std::env::var("PUBLIC_WS_URL")
+                .unwrap_or_else(|_| "ws://127.0.0.1:8081/v1/ws".into()),
             cors_origins: config::string("CORS_ORIGINS", "")
                 .split(',')
                 .map(str::trim)

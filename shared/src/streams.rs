@@ -33,6 +33,8 @@ pub struct Topology {
     pub dead_subject: String,
     pub processor_consumer: String,
     pub relay_consumer: String,
+    /// Stream replicas (`NATS_STREAM_REPLICAS`): 1 on one server, 3 on a cluster.
+    pub replicas: usize,
 }
 
 impl Topology {
@@ -48,6 +50,7 @@ impl Topology {
             dead_subject: format!("{prefix}.transfers.dead"),
             processor_consumer: "processor".into(),
             relay_consumer: "results-relay".into(),
+            replicas: 1,
         }
     }
 
@@ -69,7 +72,9 @@ impl Topology {
                 reason: "use lower-case letters, digits and '_'".into(),
             });
         }
-        Ok(Self::new(&prefix))
+        let mut topology = Self::new(&prefix);
+        topology.replicas = config::parse("NATS_STREAM_REPLICAS", 1)?;
+        Ok(topology)
     }
 
     /// Transfer commands: a work queue (a message leaves once the ledger
@@ -87,6 +92,7 @@ impl Topology {
             max_bytes: TRANSFERS_BYTES_MAX,
             duplicate_window: DUPLICATE_WINDOW,
             max_message_size: 64 * 1024,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }
@@ -100,6 +106,7 @@ impl Topology {
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::New,
             max_bytes: RESULTS_BYTES_MAX,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }
@@ -112,6 +119,7 @@ impl Topology {
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
             max_age: DEAD_LETTER_AGE_MAX,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }
