@@ -60,7 +60,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    shared::telemetry::init("bankadmin");
+    let _telemetry = shared::telemetry::init("bankadmin");
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

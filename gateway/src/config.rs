@@ -14,6 +14,8 @@ pub struct Config {
     pub database_url: String,
     pub database_connections: u32,
     pub nats_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
     pub topology: Topology,
     pub keys: JwtKeys,
     /// Built web page to serve at `/` (skipped if the folder is missing).
@@ -39,6 +41,9 @@ impl Config {
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/bank".into()),
             database_connections: config::parse("GATEWAY_DB_CONNECTIONS", 16)?,
             nats_url: config::string("NATS_URL", "nats://127.0.0.1:4222"),
+            redis_url: config::secret("REDIS_URL")?
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_prefix: config::string("REDIS_PREFIX", "bank"),
             topology: Topology::from_env()?,
             keys: JwtKeys::from_env()?,
             web_dir: Some(PathBuf::from(config::string("WEB_DIR", "frontend/dist"))),

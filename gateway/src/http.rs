@@ -88,7 +88,11 @@ pub fn layers(api: Router, config: &Config) -> Router {
         .layer(static_header("x-content-type-options", "nosniff"))
         .layer(static_header("x-frame-options", "DENY"))
         .layer(static_header("referrer-policy", "no-referrer"))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(record_status),
+        )
         // Never log bearer tokens or cookies.
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -132,4 +136,41 @@ async fn record_metrics(request: Request, next: Next) -> Response {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// The server span of a request (OTel HTTP semantic conventions), continuing
+/// the caller's trace when it sent a `traceparent`. The route template, not
+/// the raw path, names it; the query string (never secret here, but still)
+/// and headers are not recorded.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = request.method().as_str();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    shared::telemetry::continue_from(&span, traceparent);
+    // For JSON log lines: every event inside carries the trace id.
+    if let Some(id) = shared::telemetry::trace_id(&span) {
+        span.record("trace_id", id.as_str());
+    }
+    span
+}
+
+fn record_status(response: &Response, _latency: std::time::Duration, span: &tracing::Span) {
+    span.record("http.response.status_code", response.status().as_u16());
 }

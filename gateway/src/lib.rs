@@ -62,12 +62,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         public_ws_url: config.public_ws_url.clone(),
         publish_timeout: config.publish_timeout,
         login_permits: tokio::sync::Semaphore::new(4),
+        redis: redis::Client::open(config.redis_url.as_str()).ok(),
+        redis_prefix: config.redis_prefix.clone(),
     }))
 }
 
 /// Every route, with the layers of [`http`].
 pub fn router(state: SharedState, config: &Config) -> Router {
-    use routes::{accounts, auth, system, transfers};
+    use routes::{accounts, auth, ops, system, transfers};
     let api = Router::new()
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/me", get(auth::me))
@@ -80,6 +82,8 @@ pub fn router(state: SharedState, config: &Config) -> Router {
             post(transfers::create).get(transfers::list),
         )
         .route("/v1/transfers/{id}", get(transfers::get))
+        .route("/v1/ops/transfers/{id}/timeline", get(ops::timeline))
+        .route("/v1/ops/stats", get(ops::stats))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(shared::metrics::handler))

@@ -13,6 +13,7 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use shared::messages::{HEADER_TRANSFER_ID, TransferCommand};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -38,19 +39,30 @@ pub async fn transfer(
     let payload =
         serde_json::to_vec(command).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
     let id = command.id.to_string();
-    let message = PublishMessage::build()
+    let subject = state.topology.command_subject(command.id);
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = "bank.transfers.cmd publish",
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.operation.type = "send",
+        messaging.destination.name = %state.topology.transfers_subject,
+        messaging.message.id = %id,
+    );
+    let mut message = PublishMessage::build()
         .payload(payload.into())
         .message_id(&id)
         .header(HEADER_TRANSFER_ID, id.as_str())
         .expected_last_subject_sequence(0);
+    // The processor continues this trace from the message header.
+    if let Some(tp) = shared::telemetry::traceparent(&span) {
+        message = message.header("traceparent", tp.as_str());
+    }
     let started = Instant::now();
-    let ack = tokio::time::timeout(state.publish_timeout, async {
-        state
-            .js
-            .send_publish(state.topology.command_subject(command.id), message)
-            .await?
-            .await
-    })
+    let ack = tokio::time::timeout(
+        state.publish_timeout,
+        async { state.js.send_publish(subject, message).await?.await }.instrument(span),
+    )
     .await;
     metrics::histogram!("gateway_publish_ack_seconds").record(started.elapsed().as_secs_f64());
     match ack {

@@ -22,6 +22,9 @@ pub struct AppState {
     pub publish_timeout: Duration,
     /// Concurrent password checks (each argon2id check holds ~19 MiB).
     pub login_permits: tokio::sync::Semaphore,
+    /// For the ops timeline's last stage (never on the transfer hot path).
+    pub redis: Option<redis::Client>,
+    pub redis_prefix: String,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -110,10 +110,25 @@ struct Writes {
     t_status: Vec<&'static str>,
     t_reason: Vec<Option<&'static str>>,
     t_created: Vec<DateTime<Utc>>,
+    t_published: Vec<Option<DateTime<Utc>>>,
+    t_received: Vec<Option<DateTime<Utc>>>,
+    t_trace: Vec<Option<String>>,
     e_transfer: Vec<Uuid>,
     e_account: Vec<Uuid>,
     e_amount: Vec<Decimal>,
     e_balance: Vec<Decimal>,
+}
+
+/// When a transfer passed each stage before the ledger, and its trace: kept
+/// with the transfer for the operators' timeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stages {
+    /// When JetStream stored the command.
+    pub published_at: Option<DateTime<Utc>>,
+    /// When the processor received it.
+    pub received_at: Option<DateTime<Utc>>,
+    /// W3C trace id (32 hex digits) of the request that sent it.
+    pub trace_id: Option<String>,
 }
 
 /// Applies `requests` in one transaction on `pool` and commits.
@@ -121,8 +136,18 @@ pub async fn apply_batch(
     pool: &sqlx::PgPool,
     requests: &[TransferRequest],
 ) -> Result<Applied, LedgerError> {
+    apply_batch_with_stages(pool, requests, &[]).await
+}
+
+/// [`apply_batch`], recording `stages[i]` with `requests[i]` (`stages` may be
+/// empty).
+pub async fn apply_batch_with_stages(
+    pool: &sqlx::PgPool,
+    requests: &[TransferRequest],
+    stages: &[Stages],
+) -> Result<Applied, LedgerError> {
     let mut tx = pool.begin().await?;
-    let applied = apply_in_tx(&mut tx, requests).await?;
+    let applied = apply_in_tx_with_stages(&mut tx, requests, stages).await?;
     tx.commit().await?;
     Ok(applied)
 }
@@ -131,6 +156,14 @@ pub async fn apply_batch(
 pub async fn apply_in_tx(
     conn: &mut PgConnection,
     requests: &[TransferRequest],
+) -> Result<Applied, LedgerError> {
+    apply_in_tx_with_stages(conn, requests, &[]).await
+}
+
+async fn apply_in_tx_with_stages(
+    conn: &mut PgConnection,
+    requests: &[TransferRequest],
+    stages: &[Stages],
 ) -> Result<Applied, LedgerError> {
     if requests.is_empty() {
         return Ok(Applied::default());
@@ -178,7 +211,8 @@ pub async fn apply_in_tx(
     let mut applied = Applied::default();
     let mut committed_new = 0usize;
 
-    for r in requests {
+    let no_stages = Stages::default();
+    for (i, r) in requests.iter().enumerate() {
         let fp = r.fingerprint();
         if let Some(prior) = known.get(&r.id) {
             let outcome = if prior.fingerprint == fp {
@@ -197,6 +231,7 @@ pub async fn apply_in_tx(
             applied.transfers.push(TransferResult {
                 notify: notify_list(prior.owner_id, &view, &accounts),
                 transfer: view,
+                traceparent: None,
             });
             applied.outcomes.push(outcome);
             continue;
@@ -233,11 +268,12 @@ pub async fn apply_in_tx(
             created_at: micros(r.accepted_at),
             processed_at,
         };
-        writes.push_transfer(r, fp, status, reason);
+        writes.push_transfer(r, fp, status, reason, stages.get(i).unwrap_or(&no_stages));
         let view = row.view();
         applied.transfers.push(TransferResult {
             notify: notify_list(r.owner, &view, &accounts),
             transfer: view,
+            traceparent: None,
         });
         applied.outcomes.push(match reason {
             None => Outcome::Committed,
@@ -274,6 +310,9 @@ pub async fn apply_in_tx(
             .bind(&a_id)
             .bind(&a_balance)
             .bind(&a_version)
+            .bind(&writes.t_published)
+            .bind(&writes.t_received)
+            .bind(&writes.t_trace)
             .fetch_one(&mut *conn)
             .await?;
         let expected = (writes.t_id.len(), 2 * committed_new, a_id.len());
@@ -312,10 +351,12 @@ pub async fn apply_in_tx(
 const WRITE_SQL: &str = "\
 WITH t AS (
     INSERT INTO transfers (id, owner_id, idempotency_key, fingerprint, from_account, to_account,
-                           amount, currency, reference, status, reason, created_at, processed_at)
+                           amount, currency, reference, status, reason, created_at,
+                           published_at, received_at, trace_id, processed_at)
     SELECT u.*, $13 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::uuid[],
                                 $6::uuid[], $7::numeric[], $8::text[], $9::text[], $10::text[],
-                                $11::text[], $12::timestamptz[]) AS u
+                                $11::text[], $12::timestamptz[], $21::timestamptz[],
+                                $22::timestamptz[], $23::text[]) AS u
     ON CONFLICT (id) DO NOTHING
     RETURNING 1
 ), e AS (
@@ -337,7 +378,11 @@ impl Writes {
         fp: [u8; 32],
         status: TransferStatus,
         reason: Option<RejectReason>,
+        stages: &Stages,
     ) {
+        self.t_published.push(stages.published_at.map(micros));
+        self.t_received.push(stages.received_at.map(micros));
+        self.t_trace.push(stages.trace_id.clone());
         self.t_id.push(r.id);
         self.t_owner.push(r.owner);
         self.t_key.push(r.idempotency_key.clone());
@@ -456,6 +501,7 @@ pub async fn record_failure(
     Ok(TransferResult {
         notify: vec![row.owner_id],
         transfer: row.view(),
+        traceparent: None,
     })
 }
 

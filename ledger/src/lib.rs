@@ -9,6 +9,7 @@ pub mod admin;
 pub mod apply;
 mod error;
 pub mod invariants;
+pub mod ops;
 pub mod transfers;
 pub mod users;
 

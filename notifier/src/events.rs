@@ -89,10 +89,12 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
     }
 }
 
-/// `"<user> <epoch>.<seq> <fragment>"` → the user's connections.
+/// `"<user> <epoch>.<seq> <traceparent|-> <fragment>"` → the user's connections.
 fn dispatch(hub: &Hub, payload: &str) {
-    let mut parts = payload.splitn(3, ' ');
-    let (Some(user), Some(id), Some(fragment)) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = payload.splitn(4, ' ');
+    let (Some(user), Some(id), Some(traceparent), Some(fragment)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return;
     };
     let (Ok(user), Some(id)) = (user.parse::<Uuid>(), EventId::parse(id)) else {
@@ -105,6 +107,7 @@ fn dispatch(hub: &Hub, payload: &str) {
             epoch: id.epoch.into(),
             seq: id.seq,
             text: text.into(),
+            traceparent: (traceparent != "-").then(|| traceparent.into()),
         },
     );
 }

@@ -20,6 +20,8 @@ pub enum Push {
         epoch: Arc<str>,
         seq: u64,
         text: Arc<str>,
+        /// The transfer's trace, continued by the push.
+        traceparent: Option<Arc<str>>,
     },
     /// Events may have been missed: the client must refetch.
     Resync,

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::problem::Problem;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::events::{self, Catchup, EventId};
@@ -168,7 +169,7 @@ async fn session(
                 break;
             }
             push = rx.recv() => match push {
-                Some(Push::Event { epoch, seq, text }) => {
+                Some(Push::Event { epoch, seq, text, traceparent }) => {
                     if *epoch != *last.epoch {
                         // Redis lost its data: ids restarted.
                         if socket.send(Message::Text(RESYNC.into())).await.is_err() { break; }
@@ -179,7 +180,19 @@ async fn session(
                     }
                     last.seq = seq;
                     metrics::counter!("notifier_events_sent_total", "kind" => "live").increment(1);
-                    if socket.send(Message::Text(Utf8Bytes::from(&*text))).await.is_err() { break; }
+                    let span = tracing::info_span!(
+                        "push",
+                        otel.name = "websocket push",
+                        otel.kind = "producer",
+                        messaging.system = "websocket",
+                        enduser.id = %user,
+                    );
+                    shared::telemetry::continue_from(&span, traceparent.as_deref());
+                    let sent = socket
+                        .send(Message::Text(Utf8Bytes::from(&*text)))
+                        .instrument(span)
+                        .await;
+                    if sent.is_err() { break; }
                 }
                 Some(Push::Resync) => {
                     metrics::counter!("notifier_resyncs_total", "cause" => "server").increment(1);

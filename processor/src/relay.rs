@@ -17,23 +17,32 @@ use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use rand::RngExt;
 use redis::aio::ConnectionManager;
-use shared::messages::ResultBatch;
+use shared::messages::{Event, ResultBatch};
 use shared::shutdown::Shutdown;
 
 const SCRIPT: &str = r#"
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
+local now = ARGV[4]
 local epoch = redis.call('GET', prefix .. ':epoch')
 if not epoch then
   epoch = ARGV[3]
   redis.call('SET', prefix .. ':epoch', epoch)
 end
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 4 do
   local user = ARGV[i]
-  local fragment = ARGV[i + 1]
+  local traceparent = ARGV[i + 1]
+  local transfer = ARGV[i + 2]
+  local fragment = ARGV[i + 3]
   local seq = redis.call('HINCRBY', prefix .. ':seq', user, 1)
-  redis.call('XADD', prefix .. ':ev:' .. user, 'MAXLEN', '~', maxlen, seq .. '-0', 'f', fragment)
-  redis.call('PUBLISH', prefix .. ':events', user .. ' ' .. epoch .. '.' .. seq .. ' ' .. fragment)
+  redis.call('XADD', prefix .. ':ev:' .. user, 'MAXLEN', '~', maxlen, seq .. '-0',
+             'f', fragment, 't', traceparent)
+  redis.call('PUBLISH', prefix .. ':events',
+             user .. ' ' .. epoch .. '.' .. seq .. ' ' .. traceparent .. ' ' .. fragment)
+  if transfer ~= '-' then
+    -- When the transfer reached the notifiers (the ops timeline's last stage).
+    redis.call('SET', prefix .. ':relayed:' .. transfer, now, 'EX', 604800)
+  end
 end
 return epoch
 "#;
@@ -112,11 +121,47 @@ pub async fn run(
             invocation
                 .arg(&prefix)
                 .arg(replay_buffer)
-                .arg(format!("{:08x}", rand::rng().random::<u32>()));
+                .arg(format!("{:08x}", rand::rng().random::<u32>()))
+                .arg(chrono::Utc::now().timestamp_micros());
             let mut events = 0u64;
-            for (user, event) in batch.user_events() {
+            // One span per transfer, continuing its trace into Redis.
+            let mut spans = Vec::with_capacity(batch.transfers.len());
+            for result in &batch.transfers {
+                let span = tracing::info_span!(
+                    "relay",
+                    otel.name = "bank.transfers.results process",
+                    otel.kind = "consumer",
+                    messaging.system = "nats",
+                    messaging.message.id = %result.transfer.id,
+                );
+                shared::telemetry::continue_from(&span, result.traceparent.as_deref());
+                let traceparent =
+                    shared::telemetry::traceparent(&span).unwrap_or_else(|| "-".into());
+                spans.push(span);
+                let event = Event::TransferUpdated {
+                    transfer: result.transfer.clone(),
+                };
                 if let Ok(json) = serde_json::to_string(&event) {
-                    invocation.arg(user.to_string()).arg(fragment(&json));
+                    for user in &result.notify {
+                        invocation
+                            .arg(user.to_string())
+                            .arg(&traceparent)
+                            .arg(result.transfer.id.to_string())
+                            .arg(fragment(&json));
+                        events += 1;
+                    }
+                }
+            }
+            for a in &batch.accounts {
+                let event = Event::AccountUpdated {
+                    account: a.account.clone(),
+                };
+                if let Ok(json) = serde_json::to_string(&event) {
+                    invocation
+                        .arg(a.owner.to_string())
+                        .arg("-")
+                        .arg("-")
+                        .arg(fragment(&json));
                     events += 1;
                 }
             }
@@ -137,6 +182,7 @@ pub async fn run(
                     }
                 }
             }
+            drop(spans);
             metrics::counter!("processor_events_relayed_total").increment(events);
             let _ = message.ack().await;
         }

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, Message};
 use ledger::LedgerError;
-use ledger::apply::{Applied, TransferRequest, apply_batch, record_failure};
-use shared::messages::{ResultBatch, SCHEMA_VERSION, TransferCommand, TransferResult};
+use ledger::apply::{Applied, Stages, TransferRequest, apply_batch_with_stages, record_failure};
+use shared::messages::{ResultBatch, SCHEMA_VERSION, TransferCommand};
 use shared::shutdown::Shutdown;
 use sqlx::PgPool;
 use tokio_stream::StreamExt;
+use tracing::Span;
 
 use crate::Config;
 
@@ -31,6 +32,15 @@ pub struct Ctx {
     pub pool: PgPool,
     pub js: jetstream::Context,
     pub config: Config,
+}
+
+/// One transfer message being processed, with its trace span (a child of
+/// the gateway's publish span) and its stage timestamps.
+struct Item {
+    message: Message,
+    request: TransferRequest,
+    span: Span,
+    stages: Stages,
 }
 
 enum Failure {
@@ -93,19 +103,20 @@ fn delivered(m: &Message) -> i64 {
 
 async fn handle(ctx: &Ctx, messages: Vec<Message>, shutdown: &Shutdown) {
     let started = Instant::now();
+    let received_at = chrono::Utc::now();
     let mut normal = Vec::with_capacity(messages.len());
     let mut last_chance = Vec::new();
-    for m in messages {
-        match serde_json::from_slice::<TransferCommand>(&m.payload) {
+    for message in messages {
+        match serde_json::from_slice::<TransferCommand>(&message.payload) {
             Ok(cmd) if cmd.v == SCHEMA_VERSION => {
-                let item = (m, TransferRequest::from(cmd));
-                if delivered(&item.0) >= ctx.config.consumer.max_deliver {
+                let item = receive(message, cmd, received_at);
+                if delivered(&item.message) >= ctx.config.consumer.max_deliver {
                     last_chance.push(item);
                 } else {
                     normal.push(item);
                 }
             }
-            _ => dead_letter(ctx, &m, None, "undecodable message").await,
+            _ => dead_letter(ctx, &message, None, "undecodable message").await,
         }
     }
     let size = normal.len() + last_chance.len();
@@ -119,7 +130,60 @@ async fn handle(ctx: &Ctx, messages: Vec<Message>, shutdown: &Shutdown) {
     metrics::histogram!("processor_batch_seconds").record(started.elapsed().as_secs_f64());
 }
 
-async fn apply_or_split(ctx: &Ctx, group: Vec<(Message, TransferRequest)>, shutdown: &Shutdown) {
+/// Opens the message's span as a child of the publisher's (`traceparent`
+/// header) and notes when it was published and received.
+fn receive(
+    message: Message,
+    cmd: TransferCommand,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Item {
+    let info = message.info().ok();
+    let delivered = info.as_ref().map(|i| i.delivered).unwrap_or(1);
+    if delivered > 1 {
+        metrics::counter!("processor_redeliveries_total").increment(1);
+    }
+    let span = tracing::info_span!(
+        "process",
+        otel.name = "bank.transfers.cmd process",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %message.subject,
+        messaging.message.id = %cmd.id,
+        messaging.nats.delivered = delivered,
+        trace_id = tracing::field::Empty,
+    );
+    let traceparent = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("traceparent"))
+        .map(|v| v.as_str().to_owned());
+    shared::telemetry::continue_from(&span, traceparent.as_deref());
+    let trace_id = shared::telemetry::trace_id(&span);
+    if let Some(id) = &trace_id {
+        span.record("trace_id", id.as_str());
+    }
+    let stages = Stages {
+        published_at: info.as_ref().map(|i| i.published),
+        received_at: Some(received_at),
+        trace_id,
+    };
+    if let Some(published) = stages.published_at {
+        let waited = (received_at - published)
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0);
+        metrics::histogram!("processor_queue_wait_seconds").record(waited as f64 / 1e6);
+    }
+    Item {
+        message,
+        request: TransferRequest::from(cmd),
+        span,
+        stages,
+    }
+}
+
+async fn apply_or_split(ctx: &Ctx, group: Vec<Item>, shutdown: &Shutdown) {
     match apply_group(ctx, &group, shutdown).await {
         Ok(()) => {}
         Err(Failure::Stopped) => nak_all(&group).await,
@@ -131,33 +195,46 @@ async fn apply_or_split(ctx: &Ctx, group: Vec<(Message, TransferRequest)>, shutd
                     Ok(()) => {}
                     Err(Failure::Stopped) => nak_all(&single).await,
                     Err(Failure::Permanent(e)) => {
-                        let [(m, r)] = single;
-                        dead_letter(ctx, &m, Some(&r), &e.to_string()).await;
+                        let [item] = single;
+                        dead_letter(ctx, &item.message, Some(&item.request), &e.to_string()).await;
                     }
                 }
             }
         }
         Err(Failure::Permanent(e)) => {
-            for (m, r) in &group {
-                dead_letter(ctx, m, Some(r), &e.to_string()).await;
+            for item in &group {
+                dead_letter(ctx, &item.message, Some(&item.request), &e.to_string()).await;
             }
         }
     }
 }
 
 /// Applies, hands the results on, acks. Retries transient failures in place.
-async fn apply_group(
-    ctx: &Ctx,
-    group: &[(Message, TransferRequest)],
-    shutdown: &Shutdown,
-) -> Result<(), Failure> {
-    let requests: Vec<TransferRequest> = group.iter().map(|(_, r)| r.clone()).collect();
+async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Result<(), Failure> {
+    let requests: Vec<TransferRequest> = group.iter().map(|i| i.request.clone()).collect();
+    let stages: Vec<Stages> = group.iter().map(|i| i.stages.clone()).collect();
+    // One database span per transfer (the transaction is shared; each
+    // transfer's trace shows it), open for the whole apply.
+    let db_spans: Vec<Span> = group
+        .iter()
+        .map(|i| {
+            tracing::info_span!(
+                parent: &i.span,
+                "apply",
+                otel.name = "BEGIN apply_batch",
+                otel.kind = "client",
+                db.system.name = "postgresql",
+                db.operation.name = "apply_batch",
+                db.operation.batch.size = group.len(),
+            )
+        })
+        .collect();
     let started = Instant::now();
     let mut progress_sent = Instant::now();
     let mut delay = BACKOFF_START;
     let mut shutdown = shutdown.clone();
     let applied = loop {
-        match apply_batch(&ctx.pool, &requests).await {
+        match apply_batch_with_stages(&ctx.pool, &requests, &stages).await {
             Ok(applied) => break applied,
             Err(e) if e.is_transient() => {
                 metrics::counter!("processor_apply_retries_total").increment(1);
@@ -173,16 +250,36 @@ async fn apply_group(
         }
     };
     metrics::histogram!("processor_apply_seconds").record(started.elapsed().as_secs_f64());
+    drop(db_spans);
     record_outcomes(&applied);
+    // Each result carries its transfer's trace onward (results stream → Redis
+    // → notifier) from a span that covers the hand-over.
+    let publish_spans: Vec<Span> = group
+        .iter()
+        .map(|i| {
+            tracing::info_span!(
+                parent: &i.span,
+                "results publish",
+                otel.name = "bank.transfers.results publish",
+                otel.kind = "producer",
+                messaging.system = "nats",
+            )
+        })
+        .collect();
+    let mut transfers = applied.transfers;
+    for (result, span) in transfers.iter_mut().zip(&publish_spans) {
+        result.traceparent = shared::telemetry::traceparent(span);
+    }
     let results = ResultBatch {
         v: SCHEMA_VERSION,
-        transfers: applied.transfers,
+        transfers,
         accounts: applied.accounts,
     };
     publish_results(ctx, &results, group, &mut shutdown).await?;
-    for (m, _) in group {
+    drop(publish_spans);
+    for item in group {
         // A lost ack only means a redelivery, which the ledger absorbs.
-        if let Err(e) = m.ack().await {
+        if let Err(e) = item.message.ack().await {
             tracing::debug!(error = %e, "ack failed; the message will be redelivered");
         }
     }
@@ -204,12 +301,12 @@ fn record_outcomes(applied: &Applied) {
 }
 
 /// Tells JetStream we are still working on these (resets their ack timer).
-async fn keep_alive(ctx: &Ctx, group: &[(Message, TransferRequest)], last: &mut Instant) {
+async fn keep_alive(ctx: &Ctx, group: &[Item], last: &mut Instant) {
     if last.elapsed() < ctx.config.consumer.ack_wait / 3 {
         return;
     }
-    for (m, _) in group {
-        let _ = m.ack_with(AckKind::Progress).await;
+    for item in group {
+        let _ = item.message.ack_with(AckKind::Progress).await;
     }
     *last = Instant::now();
 }
@@ -221,7 +318,7 @@ async fn keep_alive(ctx: &Ctx, group: &[(Message, TransferRequest)], last: &mut 
 async fn publish_results(
     ctx: &Ctx,
     results: &ResultBatch,
-    group: &[(Message, TransferRequest)],
+    group: &[Item],
     shutdown: &mut Shutdown,
 ) -> Result<(), Failure> {
     if results.transfers.is_empty() && results.accounts.is_empty() {
@@ -257,9 +354,12 @@ async fn publish_results(
     }
 }
 
-async fn nak_all(group: &[(Message, TransferRequest)]) {
-    for (m, _) in group {
-        let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+async fn nak_all(group: &[Item]) {
+    for item in group {
+        let _ = item
+            .message
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await;
     }
 }
 
@@ -273,7 +373,7 @@ async fn dead_letter(ctx: &Ctx, m: &Message, request: Option<&TransferRequest>, 
             Ok(result) => {
                 let results = ResultBatch {
                     v: SCHEMA_VERSION,
-                    transfers: vec![TransferResult { ..result }],
+                    transfers: vec![result],
                     accounts: vec![],
                 };
                 let mut stop = Shutdown::never();

@@ -140,6 +140,10 @@ pub struct TransferResult {
     pub transfer: TransferView,
     /// Users to notify: the requester and, if different, the payee's owner.
     pub notify: Vec<Uuid>,
+    /// W3C traceparent of the processing span, so the notifier's push joins
+    /// the transfer's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// An account's state after a batch, and its owner.

@@ -24,7 +24,7 @@ where
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return crate::health::probe(&crate::config::string(addr_var, default_addr)).await;
     }
-    crate::telemetry::init(name);
+    let telemetry = crate::telemetry::init(name);
     let config = match config() {
         Ok(c) => c,
         Err(e) => {
@@ -34,11 +34,14 @@ where
     };
     let (trigger, shutdown) = shutdown::channel();
     shutdown::on_signals(trigger);
-    match run(config, shutdown).await {
+    let code = match run(config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "{name} failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Export the last spans before leaving.
+    telemetry.shutdown();
+    code
 }

@@ -46,7 +46,7 @@ async fn listener() -> (TcpListener, SocketAddr) {
 impl Stack {
     pub async fn start() -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
-            shared::telemetry::init("system-tests");
+            std::mem::forget(shared::telemetry::init("system-tests"));
         }
         shared::metrics::install();
         let db = TestDb::new().await;
@@ -62,6 +62,8 @@ impl Stack {
             database_url: db.url.clone(),
             database_connections: 8,
             nats_url: testkit::nats_url(),
+            redis_url: testkit::redis_url(),
+            redis_prefix: redis.prefix.clone(),
             topology: nats.topology.clone(),
             keys: keys(),
             web_dir: None,

@@ -1,4 +1,5 @@
 pub mod accounts;
 pub mod auth;
+pub mod ops;
 pub mod system;
 pub mod transfers;

@@ -1,0 +1,167 @@
+//! Operators' views (role `ops`): a transfer's timeline and recent stats.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::auth::Role;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::state::SharedState;
+
+fn require_ops(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role == Role::Ops {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("this endpoint is for the ops role"))
+    }
+}
+
+#[derive(Serialize)]
+pub struct Stage {
+    stage: &'static str,
+    at: DateTime<Utc>,
+    /// Milliseconds since the previous stage.
+    ms_since_previous: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Timeline {
+    id: Uuid,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// W3C trace id: search for it in the tracing backend (Jaeger, Tempo).
+    trace_id: Option<String>,
+    stages: Vec<Stage>,
+    total_ms: Option<f64>,
+}
+
+fn ms(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap_or(0) as f64 / 1000.0
+}
+
+/// When the relay handed the transfer's result to the notifiers (Redis).
+async fn relayed_at(state: &SharedState, id: Uuid) -> Option<DateTime<Utc>> {
+    let client = state.redis.as_ref()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let micros: Option<i64> = redis::cmd("GET")
+        .arg(format!("{}:relayed:{id}", state.redis_prefix))
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    DateTime::from_timestamp_micros(micros?)
+}
+
+pub async fn timeline(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Timeline>, ApiError> {
+    require_ops(&caller)?;
+    let id = crate::routes::transfers::parse_id(&id)?;
+    let row = ledger::ops::stages(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no processed transfer {id}")))?;
+    let finished = if row.status == "committed" {
+        "committed"
+    } else {
+        "rejected"
+    };
+    let mut points = vec![("accepted", Some(row.created_at))];
+    points.push(("published", row.published_at));
+    points.push(("received", row.received_at));
+    points.push((finished, Some(row.processed_at)));
+    points.push(("notified", relayed_at(&state, id).await));
+    let mut stages = Vec::new();
+    let mut previous: Option<DateTime<Utc>> = None;
+    for (stage, at) in points {
+        let Some(at) = at else { continue };
+        stages.push(Stage {
+            stage,
+            at,
+            ms_since_previous: previous.map(|p| ms(p, at)),
+        });
+        previous = Some(at);
+    }
+    let total_ms = stages.last().map(|s| ms(row.created_at, s.at));
+    Ok(Json(Timeline {
+        id: row.id,
+        status: row.status,
+        reason: row.reason,
+        trace_id: row.trace_id,
+        stages,
+        total_ms,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct StatsParams {
+    window_seconds: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+}
+
+fn percentiles(v: Option<Vec<f64>>) -> Option<Percentiles> {
+    match v.as_deref() {
+        Some([p50, p90, p99]) => Some(Percentiles {
+            p50: *p50,
+            p90: *p90,
+            p99: *p99,
+        }),
+        _ => None,
+    }
+}
+
+#[derive(Serialize)]
+pub struct Stats {
+    window_seconds: u32,
+    transfers: i64,
+    committed: i64,
+    rejected: i64,
+    per_second: f64,
+    /// Milliseconds per stage: accepted → published (JetStream ack),
+    /// published → received (queue wait), received → committed (apply),
+    /// and accepted → committed.
+    latency_ms: serde_json::Value,
+}
+
+pub async fn stats(
+    State(state): State<SharedState>,
+    caller: Caller,
+    query: Result<Query<StatsParams>, QueryRejection>,
+) -> Result<Json<Stats>, ApiError> {
+    require_ops(&caller)?;
+    let Query(params) = query
+        .map_err(|e| ApiError::MalformedBody(format!("bad query string: {}", e.body_text())))?;
+    let window: u32 = match params.window_seconds.as_deref() {
+        None => 60,
+        Some(t) => t
+            .parse()
+            .ok()
+            .filter(|w| (1..=86_400).contains(w))
+            .ok_or_else(|| ApiError::field("window_seconds", "must be 1 to 86400"))?,
+    };
+    let row = ledger::ops::stats(&state.pool, f64::from(window)).await?;
+    Ok(Json(Stats {
+        window_seconds: window,
+        transfers: row.transfers,
+        committed: row.committed,
+        rejected: row.rejected,
+        per_second: row.transfers as f64 / f64::from(window),
+        latency_ms: serde_json::json!({
+            "publish": percentiles(row.publish_ms),
+            "queue": percentiles(row.queue_ms),
+            "apply": percentiles(row.apply_ms),
+            "end_to_end": percentiles(row.end_to_end_ms),
+        }),
+    }))
+}

@@ -1,0 +1,68 @@
+//! What operators read: one transfer's stage timestamps, and recent
+//! throughput and latency per stage.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::LedgerError;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StageRow {
+    pub id: Uuid,
+    pub status: String,
+    pub reason: Option<String>,
+    pub trace_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub processed_at: DateTime<Utc>,
+}
+
+pub async fn stages(pool: &PgPool, id: Uuid) -> Result<Option<StageRow>, LedgerError> {
+    Ok(sqlx::query_as(
+        "SELECT id, status, reason, trace_id, created_at, published_at, received_at, processed_at
+           FROM transfers WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Counts and latency percentiles (p50, p90, p99 in milliseconds) of the
+/// transfers processed in the last `window_secs` seconds.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StatsRow {
+    pub transfers: i64,
+    pub committed: i64,
+    pub rejected: i64,
+    pub publish_ms: Option<Vec<f64>>,
+    pub queue_ms: Option<Vec<f64>>,
+    pub apply_ms: Option<Vec<f64>>,
+    pub end_to_end_ms: Option<Vec<f64>>,
+}
+
+pub async fn stats(pool: &PgPool, window_secs: f64) -> Result<StatsRow, LedgerError> {
+    Ok(sqlx::query_as(
+        "WITH recent AS (
+             SELECT status,
+                    extract(epoch FROM published_at - created_at) * 1000 AS publish,
+                    extract(epoch FROM received_at - published_at) * 1000 AS queue,
+                    extract(epoch FROM processed_at - received_at) * 1000 AS apply,
+                    extract(epoch FROM processed_at - created_at) * 1000 AS total
+               FROM transfers
+              WHERE processed_at > now() - make_interval(secs => $1)
+                AND received_at IS NOT NULL)
+         SELECT count(*) AS transfers,
+                count(*) FILTER (WHERE status = 'committed') AS committed,
+                count(*) FILTER (WHERE status = 'rejected') AS rejected,
+                percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY publish) AS publish_ms,
+                percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY queue) AS queue_ms,
+                percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY apply) AS apply_ms,
+                percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY total) AS end_to_end_ms
+           FROM recent",
+    )
+    .bind(window_secs)
+    .fetch_one(pool)
+    .await?)
+}
