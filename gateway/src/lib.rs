@@ -33,6 +33,7 @@ pub use state::{AppState, SharedState};
 pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
     let pool =
         ledger::pool(&config.database_url, config.database_connections).context("DATABASE_URL")?;
+    ledger::report_pool_metrics(pool.clone());
     let nats = async_nats::ConnectOptions::new()
         .name("gateway")
         .retry_on_initial_connect()
@@ -84,6 +85,7 @@ pub fn router(state: SharedState, config: &Config) -> Router {
         .route("/v1/transfers/{id}", get(transfers::get))
         .route("/v1/ops/transfers/{id}/timeline", get(ops::timeline))
         .route("/v1/ops/stats", get(ops::stats))
+        .route("/v1/ops/transfers", get(ops::recent))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(shared::metrics::handler))

@@ -84,3 +84,17 @@ pub async fn drop_database(url: &str) -> Result<(), sqlx::Error> {
     .await?;
     Ok(())
 }
+
+/// Reports the pool's open and idle connections every 5 s as
+/// `db_pool_connections{state="open"|"idle"}` (until the runtime stops).
+pub fn report_pool_metrics(pool: PgPool) {
+    tokio::spawn(async move {
+        loop {
+            metrics::gauge!("db_pool_connections", "state" => "open").set(f64::from(pool.size()));
+            metrics::gauge!("db_pool_connections", "state" => "idle").set(pool.num_idle() as f64);
+            metrics::gauge!("db_pool_connections", "state" => "max")
+                .set(f64::from(pool.options().get_max_connections()));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+}

@@ -66,3 +66,41 @@ pub async fn stats(pool: &PgPool, window_secs: f64) -> Result<StatsRow, LedgerEr
     .fetch_one(pool)
     .await?)
 }
+
+/// The most recently processed transfers of all users, with stage timings.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct RecentRow {
+    pub id: Uuid,
+    pub status: String,
+    pub reason: Option<String>,
+    pub from_account: Uuid,
+    pub to_account: Uuid,
+    pub amount: String,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+    pub processed_at: DateTime<Utc>,
+    pub trace_id: Option<String>,
+    /// accepted → JetStream stored.
+    pub publish_ms: Option<f64>,
+    /// stored → received by a processor.
+    pub queue_ms: Option<f64>,
+    /// received → committed.
+    pub apply_ms: Option<f64>,
+    /// accepted → committed.
+    pub total_ms: f64,
+}
+
+pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<RecentRow>, LedgerError> {
+    Ok(sqlx::query_as(
+        "SELECT id, status, reason, from_account, to_account, amount::text AS amount, currency,
+                created_at, processed_at, trace_id,
+                (extract(epoch FROM published_at - created_at) * 1000)::float8 AS publish_ms,
+                (extract(epoch FROM received_at - published_at) * 1000)::float8 AS queue_ms,
+                (extract(epoch FROM processed_at - received_at) * 1000)::float8 AS apply_ms,
+                (extract(epoch FROM processed_at - created_at) * 1000)::float8 AS total_ms
+           FROM transfers ORDER BY processed_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

@@ -82,6 +82,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let pool =
         ledger::pool(&config.database_url, config.workers as u32 + 2).context("DATABASE_URL")?;
+    ledger::report_pool_metrics(pool.clone());
     let nats = async_nats::ConnectOptions::new()
         .name("processor")
         .retry_on_initial_connect()

@@ -165,3 +165,35 @@ pub async fn stats(
         }),
     }))
 }
+
+#[derive(Deserialize)]
+pub struct RecentParams {
+    limit: Option<String>,
+}
+
+/// `GET /v1/ops/transfers?limit=`: the live flow across all users.
+pub async fn recent(
+    State(state): State<SharedState>,
+    caller: Caller,
+    query: Result<Query<RecentParams>, QueryRejection>,
+) -> Result<Json<Vec<ledger::ops::RecentRow>>, ApiError> {
+    require_ops(&caller)?;
+    let Query(params) = query
+        .map_err(|e| ApiError::MalformedBody(format!("bad query string: {}", e.body_text())))?;
+    let limit = match params.limit.as_deref() {
+        None => 50,
+        Some(t) => t
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::field("limit", "must be 1 to 500"))?,
+    };
+    let mut rows = ledger::ops::recent(&state.pool, limit).await?;
+    for r in &mut rows {
+        // numeric::text keeps 4 decimals; show the currency's own.
+        if let Ok(v) = r.amount.parse::<rust_decimal::Decimal>() {
+            r.amount = shared::messages::format_money(v, &r.currency);
+        }
+    }
+    Ok(Json(rows))
+}
