@@ -57,3 +57,38 @@ impl AccountCache {
         Ok(found)
     }
 }
+
+impl AccountCache {
+    /// The keys of every id that exists (for batches: one query for all misses).
+    pub async fn lookup_many(
+        &self,
+        pool: &PgPool,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, AccountKey>, LedgerError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                match map.get(id) {
+                    Some(k) => {
+                        found.insert(*id, *k);
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let fetched = accounts::keys(pool, &missing).await?;
+            let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+            if map.len() + fetched.len() > CAPACITY {
+                map.clear();
+            }
+            for key in fetched {
+                map.insert(key.id, key);
+                found.insert(key.id, key);
+            }
+        }
+        Ok(found)
+    }
+}

@@ -32,6 +32,12 @@ pub enum ApiError {
     InProgress,
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    TooMany(String),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("{0}")]
@@ -43,6 +49,7 @@ impl ApiError {
         Self::Validation(vec![FieldError {
             field: field.to_owned(),
             message: message.into(),
+            line: None,
         }])
     }
 
@@ -76,6 +83,7 @@ impl ApiError {
                 vec![FieldError {
                     field: (*field).to_owned(),
                     message: detail.clone(),
+                    line: None,
                 }],
             ),
             Self::KeyReused => Problem::new(
@@ -98,6 +106,25 @@ impl ApiError {
                 detail,
             )
             .retry_after(1),
+            Self::TooLarge(_) => Problem::new(
+                S::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Request too large",
+                detail,
+            ),
+            Self::Unsupported(_) => Problem::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                detail,
+            ),
+            Self::TooMany(_) => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+                detail,
+            )
+            .retry_after(5),
             Self::Ledger(e) if e.is_transient() => Problem::new(
                 S::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -6,6 +6,7 @@
 //! cross-cutting layers (security headers, CORS, limits, metrics).
 
 mod accounts_cache;
+mod batch_input;
 pub mod config;
 pub mod error;
 mod extract;
@@ -65,12 +66,13 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         login_permits: tokio::sync::Semaphore::new(4),
         redis: redis::Client::open(config.redis_url.as_str()).ok(),
         redis_prefix: config.redis_prefix.clone(),
+        batch_slots: Default::default(),
     }))
 }
 
 /// Every route, with the layers of [`http`].
 pub fn router(state: SharedState, config: &Config) -> Router {
-    use routes::{accounts, auth, ops, system, transfers};
+    use routes::{accounts, auth, batches, ops, system, transfers};
     let api = Router::new()
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/me", get(auth::me))
@@ -83,6 +85,13 @@ pub fn router(state: SharedState, config: &Config) -> Router {
             post(transfers::create).get(transfers::list),
         )
         .route("/v1/transfers/{id}", get(transfers::get))
+        .route(
+            "/v1/batches",
+            post(batches::submit)
+                .layer(axum::extract::DefaultBodyLimit::max(batch_input::BODY_MAX)),
+        )
+        .route("/v1/batches/{id}", get(batches::get))
+        .route("/v1/batches/{id}/payments", get(batches::payments))
         .route("/v1/ops/transfers/{id}/timeline", get(ops::timeline))
         .route("/v1/ops/stats", get(ops::stats))
         .route("/v1/ops/transfers", get(ops::recent))

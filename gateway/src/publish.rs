@@ -113,3 +113,43 @@ pub async fn pending_command(
         }
     }
 }
+
+/// Publishes an atomic batch as one message (its id is the batch id).
+pub async fn atomic_batch(
+    state: &SharedState,
+    batch: &shared::messages::AtomicBatchCommand,
+) -> Result<(), ApiError> {
+    let payload =
+        serde_json::to_vec(batch).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+    let id = batch.id.to_string();
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = "bank.transfers.batch publish",
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.message.id = %id,
+        messaging.batch.message_count = batch.payments.len(),
+    );
+    let mut message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(&id)
+        .expected_last_subject_sequence(0);
+    if let Some(tp) = shared::telemetry::traceparent(&span) {
+        message = message.header("traceparent", tp.as_str());
+    }
+    let subject = state.topology.batch_subject(batch.id);
+    let ack = tokio::time::timeout(
+        state.publish_timeout,
+        async { state.js.send_publish(subject, message).await?.await }.instrument(span),
+    )
+    .await;
+    match ack {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "batch publish failed");
+            Err(unavailable())
+        }
+        Err(_) => Err(unavailable()),
+    }
+}

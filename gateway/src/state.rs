@@ -25,6 +25,8 @@ pub struct AppState {
     /// For the ops timeline's last stage (never on the transfer hot path).
     pub redis: Option<redis::Client>,
     pub redis_prefix: String,
+    /// Batch uploads in progress per user.
+    pub batch_slots: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -113,6 +113,8 @@ struct Writes {
     t_published: Vec<Option<DateTime<Utc>>>,
     t_received: Vec<Option<DateTime<Utc>>>,
     t_trace: Vec<Option<String>>,
+    t_batch: Vec<Option<Uuid>>,
+    t_line: Vec<Option<i32>>,
     e_transfer: Vec<Uuid>,
     e_account: Vec<Uuid>,
     e_amount: Vec<Decimal>,
@@ -129,6 +131,8 @@ pub struct Stages {
     pub received_at: Option<DateTime<Utc>>,
     /// W3C trace id (32 hex digits) of the request that sent it.
     pub trace_id: Option<String>,
+    /// The batch and line it came from, if any.
+    pub batch: Option<(Uuid, i32)>,
 }
 
 /// Applies `requests` in one transaction on `pool` and commits.
@@ -160,7 +164,7 @@ pub async fn apply_in_tx(
     apply_in_tx_with_stages(conn, requests, &[]).await
 }
 
-async fn apply_in_tx_with_stages(
+pub async fn apply_in_tx_with_stages(
     conn: &mut PgConnection,
     requests: &[TransferRequest],
     stages: &[Stages],
@@ -313,6 +317,8 @@ async fn apply_in_tx_with_stages(
             .bind(&writes.t_published)
             .bind(&writes.t_received)
             .bind(&writes.t_trace)
+            .bind(&writes.t_batch)
+            .bind(&writes.t_line)
             .fetch_one(&mut *conn)
             .await?;
         let expected = (writes.t_id.len(), 2 * committed_new, a_id.len());
@@ -352,11 +358,13 @@ const WRITE_SQL: &str = "\
 WITH t AS (
     INSERT INTO transfers (id, owner_id, idempotency_key, fingerprint, from_account, to_account,
                            amount, currency, reference, status, reason, created_at,
-                           published_at, received_at, trace_id, processed_at)
+                           published_at, received_at, trace_id, batch_id, batch_line,
+                           processed_at)
     SELECT u.*, $13 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::uuid[],
                                 $6::uuid[], $7::numeric[], $8::text[], $9::text[], $10::text[],
                                 $11::text[], $12::timestamptz[], $21::timestamptz[],
-                                $22::timestamptz[], $23::text[]) AS u
+                                $22::timestamptz[], $23::text[], $24::uuid[],
+                                $25::int4[]) AS u
     ON CONFLICT (id) DO NOTHING
     RETURNING 1
 ), e AS (
@@ -383,6 +391,8 @@ impl Writes {
         self.t_published.push(stages.published_at.map(micros));
         self.t_received.push(stages.received_at.map(micros));
         self.t_trace.push(stages.trace_id.clone());
+        self.t_batch.push(stages.batch.map(|b| b.0));
+        self.t_line.push(stages.batch.map(|b| b.1));
         self.t_id.push(r.id);
         self.t_owner.push(r.owner);
         self.t_key.push(r.idempotency_key.clone());
@@ -503,6 +513,82 @@ pub async fn record_failure(
         transfer: row.view(),
         traceparent: None,
     })
+}
+
+/// Applies an atomic batch: every payment commits, or none does. If any
+/// would be rejected, nothing moves and every payment is recorded `rejected`:
+/// the failing ones with their own reason, the others `batch_aborted`.
+pub async fn apply_atomic(
+    pool: &sqlx::PgPool,
+    requests: &[TransferRequest],
+    stages: &[Stages],
+) -> Result<Applied, LedgerError> {
+    let mut tx = pool.begin().await?;
+    let applied = apply_in_tx_with_stages(&mut tx, requests, stages).await?;
+    if !applied
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Rejected(_)))
+    {
+        tx.commit().await?;
+        return Ok(applied);
+    }
+    tx.rollback().await?;
+    let reasons: Vec<RejectReason> = applied
+        .outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Rejected(r) => *r,
+            _ => RejectReason::BatchAborted,
+        })
+        .collect();
+    let mut tx = pool.begin().await?;
+    let no_stages = Stages::default();
+    for (i, r) in requests.iter().enumerate() {
+        let st = stages.get(i).unwrap_or(&no_stages);
+        sqlx::query(
+            "INSERT INTO transfers (id, owner_id, idempotency_key, fingerprint, from_account,
+                    to_account, amount, currency, reference, status, reason, created_at,
+                    published_at, received_at, trace_id, batch_id, batch_line, processed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, left($8, 3), $9, 'rejected', $10, $11,
+                     $12, $13, $14, $15, $16, now())
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(r.id)
+        .bind(r.owner)
+        .bind(&r.idempotency_key)
+        .bind(r.fingerprint().to_vec())
+        .bind(r.from_account)
+        .bind(r.to_account)
+        .bind(r.amount)
+        .bind(&r.currency)
+        .bind(&r.reference)
+        .bind(reasons[i].as_str())
+        .bind(micros(r.accepted_at))
+        .bind(st.published_at.map(micros))
+        .bind(st.received_at.map(micros))
+        .bind(&st.trace_id)
+        .bind(st.batch.map(|b| b.0))
+        .bind(st.batch.map(|b| b.1))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
+    let rows = crate::transfers::get_many(pool, &ids).await?;
+    let mut by_id: HashMap<Uuid, TransferRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+    let mut out = Applied::default();
+    for (i, r) in requests.iter().enumerate() {
+        if let Some(row) = by_id.remove(&r.id) {
+            out.transfers.push(TransferResult {
+                notify: vec![row.owner_id],
+                transfer: row.view(),
+                traceparent: None,
+            });
+        }
+        out.outcomes.push(Outcome::Rejected(reasons[i]));
+    }
+    Ok(out)
 }
 
 /// Truncates to PostgreSQL's timestamp precision.

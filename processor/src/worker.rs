@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, Message};
 use ledger::LedgerError;
-use ledger::apply::{Applied, Stages, TransferRequest, apply_batch_with_stages, record_failure};
-use shared::messages::{ResultBatch, SCHEMA_VERSION, TransferCommand};
+use ledger::apply::{
+    Applied, Stages, TransferRequest, apply_atomic, apply_batch_with_stages, record_failure,
+};
+use shared::messages::{AtomicBatchCommand, ResultBatch, SCHEMA_VERSION, TransferCommand};
 use shared::shutdown::Shutdown;
 use sqlx::PgPool;
 use tokio_stream::StreamExt;
@@ -107,6 +109,10 @@ async fn handle(ctx: &Ctx, messages: Vec<Message>, shutdown: &Shutdown) {
     let mut normal = Vec::with_capacity(messages.len());
     let mut last_chance = Vec::new();
     for message in messages {
+        if ctx.config.topology.is_batch_subject(&message.subject) {
+            handle_atomic(ctx, message, shutdown).await;
+            continue;
+        }
         match serde_json::from_slice::<TransferCommand>(&message.payload) {
             Ok(cmd) if cmd.v == SCHEMA_VERSION => {
                 let item = receive(message, cmd, received_at);
@@ -167,6 +173,7 @@ fn receive(
         published_at: info.as_ref().map(|i| i.published),
         received_at: Some(received_at),
         trace_id,
+        batch: cmd.batch.map(|b| (b.id, b.line)),
     };
     if let Some(published) = stages.published_at {
         let waited = (received_at - published)
@@ -409,4 +416,101 @@ async fn dead_letter(ctx: &Ctx, m: &Message, request: Option<&TransferRequest>, 
     }
     metrics::counter!("processor_dead_letters_total").increment(1);
     let _ = m.ack_with(AckKind::Term).await;
+}
+
+/// An atomic batch: one message, one transaction, all payments or none.
+async fn handle_atomic(ctx: &Ctx, message: Message, shutdown: &Shutdown) {
+    let batch: AtomicBatchCommand = match serde_json::from_slice(&message.payload) {
+        Ok(
+            b @ AtomicBatchCommand {
+                v: SCHEMA_VERSION, ..
+            },
+        ) => b,
+        _ => return dead_letter(ctx, &message, None, "undecodable atomic batch").await,
+    };
+    let received_at = chrono::Utc::now();
+    let info = message.info().ok();
+    let span = tracing::info_span!(
+        "process",
+        otel.name = "bank.transfers.batch process",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.message.id = %batch.id,
+        messaging.batch.message_count = batch.payments.len(),
+    );
+    let traceparent = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("traceparent"))
+        .map(|v| v.as_str().to_owned());
+    shared::telemetry::continue_from(&span, traceparent.as_deref());
+    let trace_id = shared::telemetry::trace_id(&span);
+    let stages: Vec<Stages> = batch
+        .payments
+        .iter()
+        .map(|p| Stages {
+            published_at: info.as_ref().map(|i| i.published),
+            received_at: Some(received_at),
+            trace_id: trace_id.clone(),
+            batch: p.batch.map(|b| (b.id, b.line)),
+        })
+        .collect();
+    let requests: Vec<TransferRequest> = batch
+        .payments
+        .into_iter()
+        .map(TransferRequest::from)
+        .collect();
+    let mut shutdown = shutdown.clone();
+    let mut delay = BACKOFF_START;
+    let applied = loop {
+        match apply_atomic(&ctx.pool, &requests, &stages).await {
+            Ok(a) => break a,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "ledger unavailable; retrying atomic batch");
+                if shutdown.is_triggered() {
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                    return;
+                }
+                let _ = message.ack_with(AckKind::Progress).await;
+                sleep_or_stop(delay, &mut shutdown).await;
+                delay = (delay * 2).min(BACKOFF_MAX);
+            }
+            Err(e) => {
+                for r in &requests {
+                    if let Ok(result) = record_failure(&ctx.pool, r).await {
+                        let results = ResultBatch {
+                            v: SCHEMA_VERSION,
+                            transfers: vec![result],
+                            accounts: vec![],
+                        };
+                        let _ = publish_results(ctx, &results, &[], &mut Shutdown::never()).await;
+                    }
+                }
+                return dead_letter(ctx, &message, None, &e.to_string()).await;
+            }
+        }
+    };
+    record_outcomes(&applied);
+    let mut transfers = applied.transfers;
+    let tp = shared::telemetry::traceparent(&span);
+    for t in &mut transfers {
+        t.traceparent = tp.clone();
+    }
+    let results = ResultBatch {
+        v: SCHEMA_VERSION,
+        transfers,
+        accounts: applied.accounts,
+    };
+    if publish_results(ctx, &results, &[], &mut shutdown)
+        .await
+        .is_ok()
+    {
+        let _ = message.ack().await;
+    } else {
+        let _ = message
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await;
+    }
 }

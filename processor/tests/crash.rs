@@ -84,6 +84,7 @@ async fn kill_9_mid_batch_loses_nothing_and_applies_nothing_twice() {
             currency: "EUR".into(),
             reference: None,
             accepted_at: Utc::now(),
+            batch: None,
         };
         let ack = nats
             .js

@@ -35,6 +35,25 @@ pub struct TransferCommand {
     pub reference: Option<String>,
     /// When the gateway accepted it; becomes the transfer's `created_at`.
     pub accepted_at: DateTime<Utc>,
+    /// The batch (and 1-based line) this payment belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchRef>,
+}
+
+/// An atomic batch: every payment commits, or none does. One message, one
+/// database transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtomicBatchCommand {
+    pub v: u8,
+    pub id: Uuid,
+    pub owner: Uuid,
+    pub payments: Vec<TransferCommand>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRef {
+    pub id: Uuid,
+    pub line: i32,
 }
 
 impl TransferCommand {
@@ -223,6 +242,7 @@ mod tests {
             currency: "EUR".into(),
             reference: None,
             accepted_at: DateTime::<Utc>::UNIX_EPOCH,
+            batch: None,
         };
         let json = serde_json::to_string(&c).unwrap();
         assert!(json.contains(r#""amount":"12.30""#), "{json}");

@@ -13,6 +13,9 @@ pub struct FieldError {
     /// JSON field or header name, e.g. `amount` or `Idempotency-Key`.
     pub field: String,
     pub message: String,
+    /// 1-based line of an uploaded file (batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -54,6 +54,21 @@ impl Topology {
         }
     }
 
+    fn batch_subject_base(&self) -> String {
+        self.transfers_subject
+            .replace(".transfers.cmd", ".transfers.batch")
+    }
+
+    /// The subject of an atomic batch's single message.
+    pub fn batch_subject(&self, id: uuid::Uuid) -> String {
+        format!("{}.{}", self.batch_subject_base(), id)
+    }
+
+    /// Whether a message on the transfers stream is an atomic batch.
+    pub fn is_batch_subject(&self, subject: &str) -> bool {
+        subject.starts_with(&self.batch_subject_base())
+    }
+
     /// The subject of one transfer's command.
     pub fn command_subject(&self, id: uuid::Uuid) -> String {
         format!("{}.{}", self.transfers_subject, id)
@@ -84,14 +99,19 @@ impl Topology {
             name: self.transfers_stream.clone(),
             // One subject per transfer (`<p>.transfers.cmd.<id>`): the gateway
             // can find a pending command by id without a database of its own.
-            subjects: vec![format!("{}.*", self.transfers_subject)],
+            // Atomic batches travel as one message on `<p>.transfers.batch.<id>`.
+            subjects: vec![
+                format!("{}.*", self.transfers_subject),
+                format!("{}.*", self.batch_subject_base()),
+            ],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::New,
             max_messages: TRANSFERS_BACKLOG_MAX,
             max_bytes: TRANSFERS_BYTES_MAX,
             duplicate_window: DUPLICATE_WINDOW,
-            max_message_size: 64 * 1024,
+            // An atomic batch of up to 1,000 payments fits (NATS' default max_payload).
+            max_message_size: 1024 * 1024,
             num_replicas: self.replicas,
             ..Default::default()
         }
@@ -124,14 +144,15 @@ impl Topology {
         }
     }
 
-    /// Creates the streams if missing (idempotent; every service may call it).
+    /// Creates the streams, or brings an existing one's definition up to date
+    /// (idempotent; every service may call it).
     pub async fn ensure_streams(&self, js: &jetstream::Context) -> Result<(), async_nats::Error> {
         for cfg in [
             self.transfers_config(),
             self.results_config(),
             self.dead_config(),
         ] {
-            js.get_or_create_stream(cfg).await?;
+            js.create_or_update_stream(cfg).await?;
         }
         Ok(())
     }

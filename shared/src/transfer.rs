@@ -78,6 +78,23 @@ pub fn transfer_id(owner: Uuid, key: &IdempotencyKey) -> Uuid {
     Uuid::new_v5(&TRANSFER_ID_NAMESPACE, &name)
 }
 
+const BATCH_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1e_0c4a_5f0d_4d6e_9a77_1f3c_2e8b_b002);
+
+/// A batch's id, from (caller, key) like a transfer's: resubmitting names
+/// the same batch.
+pub fn batch_id(owner: Uuid, key: &IdempotencyKey) -> Uuid {
+    let mut name = Vec::with_capacity(16 + key.0.len());
+    name.extend_from_slice(owner.as_bytes());
+    name.extend_from_slice(key.0.as_bytes());
+    Uuid::new_v5(&BATCH_ID_NAMESPACE, &name)
+}
+
+/// The id of a batch's payment: a pure function of the batch and the line,
+/// so a resubmitted batch republishes the same ids and nothing twice.
+pub fn payment_id(batch: Uuid, line: u32) -> Uuid {
+    Uuid::new_v5(&batch, line.to_string().as_bytes())
+}
+
 /// A free-text reference shown to both parties.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -211,10 +228,12 @@ pub enum RejectReason {
     InvalidAmount,
     IdempotencyKeyReused,
     ProcessingFailed,
+    /// Another payment of the same atomic batch was rejected.
+    BatchAborted,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         Self::InsufficientFunds,
         Self::SourceAccountNotFound,
         Self::DestinationAccountNotFound,
@@ -224,6 +243,7 @@ impl RejectReason {
         Self::InvalidAmount,
         Self::IdempotencyKeyReused,
         Self::ProcessingFailed,
+        Self::BatchAborted,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -237,6 +257,7 @@ impl RejectReason {
             Self::InvalidAmount => "invalid_amount",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::ProcessingFailed => "processing_failed",
+            Self::BatchAborted => "batch_aborted",
         }
     }
 
@@ -258,6 +279,9 @@ impl RejectReason {
             }
             Self::ProcessingFailed => {
                 "The transfer could not be processed; operators were alerted."
+            }
+            Self::BatchAborted => {
+                "Another payment of this atomic batch was rejected, so none was applied."
             }
         }
     }

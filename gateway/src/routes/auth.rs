@@ -40,12 +40,14 @@ pub async fn login(
         errors.push(shared::problem::FieldError {
             field: "username".into(),
             message: format!("is required, at most {USERNAME_LEN_MAX} characters"),
+            line: None,
         });
     }
     if password.is_empty() || password.len() > PASSWORD_LEN_MAX {
         errors.push(shared::problem::FieldError {
             field: "password".into(),
             message: format!("is required, at most {PASSWORD_LEN_MAX} characters"),
+            line: None,
         });
     }
     if !errors.is_empty() {

@@ -1,5 +1,6 @@
 pub mod accounts;
 pub mod auth;
+pub mod batches;
 pub mod ops;
 pub mod system;
 pub mod transfers;

@@ -28,11 +28,11 @@ use crate::state::SharedState;
 /// a missing one is reported by name, with the others, in one response.
 #[derive(Debug, Deserialize)]
 pub struct TransferBody {
-    from_account: Option<String>,
-    to_account: Option<String>,
-    amount: Option<serde_json::Value>,
-    currency: Option<String>,
-    reference: Option<String>,
+    pub from_account: Option<String>,
+    pub to_account: Option<String>,
+    pub amount: Option<serde_json::Value>,
+    pub currency: Option<String>,
+    pub reference: Option<String>,
 }
 
 fn required<'a>(
@@ -46,6 +46,7 @@ fn required<'a>(
             errors.push(FieldError {
                 field: field.into(),
                 message: "is required".into(),
+                line: None,
             });
             None
         }
@@ -56,6 +57,7 @@ fn push(errors: &mut Vec<FieldError>, field: &str, message: impl Into<String>) {
     errors.push(FieldError {
         field: field.into(),
         message: message.into(),
+        line: None,
     });
 }
 
@@ -213,6 +215,7 @@ async fn submit(
         currency: order.currency.code().to_owned(),
         reference: order.reference.as_ref().map(|r| r.as_str().to_owned()),
         accepted_at: micros_now(),
+        batch: None,
     };
     match publish::transfer(state, &command).await? {
         Published::New => Ok(transfer_response(
