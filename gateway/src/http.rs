@@ -10,7 +10,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use shared::problem::Problem;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -71,7 +70,11 @@ pub fn layers(api: Router, config: &Config) -> Router {
             ])
     };
     app.layer(middleware::from_fn(record_metrics))
-        .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
+        // Bodies read by extractors are bounded here; the batch route raises
+        // its own bound and counts streamed bytes itself.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            config.body_limit_bytes,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

@@ -279,3 +279,76 @@ impl Ws {
         let _ = self.socket.close(None).await;
     }
 }
+
+/// The workspace's service binaries run as child processes (for tests that
+/// kill them or need one process per service).
+pub mod procs {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    /// A built binary of the workspace (`cargo build --workspace --bins`).
+    pub fn binary(name: &str) -> PathBuf {
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target directory");
+        let path = dir.join(name);
+        assert!(
+            path.exists(),
+            "{} missing: run `cargo build --workspace --bins` first",
+            path.display()
+        );
+        path
+    }
+
+    pub fn free_addr() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+    }
+
+    /// Environment shared by the services of one test.
+    pub struct Env {
+        pub vars: Vec<(String, String)>,
+    }
+
+    impl Env {
+        pub fn spawn(&self, name: &str) -> Child {
+            Command::new(binary(name))
+                .envs(self.vars.iter().map(|(k, v)| (k, v)))
+                .env("OTEL_SERVICE_NAME", name)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start a service binary")
+        }
+    }
+
+    /// Children killed on drop.
+    #[derive(Default)]
+    pub struct Services(pub Vec<Child>);
+
+    impl Drop for Services {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    pub async fn wait_ready(http: &reqwest::Client, addr: SocketAddr) {
+        testkit::eventually(Duration::from_secs(30), "service ready", || async {
+            let r = http
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+    }
+}

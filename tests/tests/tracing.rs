@@ -4,9 +4,6 @@
 //! `/metrics` is Prometheus text whose counters move.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +11,7 @@ use axum::Router;
 use axum::routing::post;
 use futures::StreamExt;
 use serde_json::{Value, json};
+use system_tests::procs::{Env, Services, free_addr, wait_ready};
 use system_tests::{ALICE_EUR, BOB_EUR, JWT_SECRET};
 use testkit::{TestDb, TestNats, TestRedis};
 
@@ -87,64 +85,6 @@ async fn collector() -> (String, Spans) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), spans)
-}
-
-/// The workspace's built binaries (`cargo build --workspace --bins`).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-struct Services(Vec<Child>);
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-struct Env {
-    vars: Vec<(String, String)>,
-}
-
-impl Env {
-    fn spawn(&self, name: &str) -> Child {
-        let mut cmd = Command::new(binary(name));
-        cmd.envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .env("OTEL_SERVICE_NAME", name)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        cmd.spawn().unwrap()
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, addr: SocketAddr) {
-    testkit::eventually(Duration::from_secs(30), "service ready", || async {
-        let r = http
-            .get(format!("http://{addr}/readyz"))
-            .send()
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
 }
 
 async fn login(http: &reqwest::Client, api: &str, user: &str) -> String {
