@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR ?= always
 BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE := $(CARGO_TARGET_DIR)/release
 
-.PHONY: help dev test services build web lint fmt test-rust test-web e2e chaos chaos-short bench clean \
+.PHONY: help dev test services build web lint fmt test-rust test-web e2e chaos chaos-short bench bench-quick clean \
 	deploy-check setup deploy-dev deploy-prod status logs monitor security-scan backup restore
 
 help:
@@ -56,11 +56,16 @@ bench: services
 	cargo build --release --workspace --bins
 	@BIN=$(RELEASE) scripts/bench.sh
 
+# The bench harness end to end in seconds (debug build): proves it works,
+# its figures mean nothing.
+bench-quick: services build
+	@BIN=$(BIN) scripts/bench.sh --quick
+
 deploy-check:
 	deploy/scripts/lint-deploy.sh
 	deploy/scripts/test-backup-restore.sh
 
-test: services lint test-rust test-web e2e chaos-short deploy-check
+test: services lint test-rust test-web e2e chaos-short bench-quick deploy-check
 	@echo "make test: all green"
 
 clean:

@@ -59,6 +59,17 @@ impl AccountCache {
 }
 
 impl AccountCache {
+    /// Loads the most recent accounts (up to the cache's bound) so that the
+    /// first transfer of each account needs no lookup either.
+    pub async fn warm(&self, pool: &PgPool) -> Result<usize, LedgerError> {
+        let keys = accounts::all_keys(pool, (CAPACITY / 2) as i64).await?;
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        for key in &keys {
+            map.insert(key.id, *key);
+        }
+        Ok(keys.len())
+    }
+
     /// The keys of every id that exists (for batches: one query for all misses).
     pub async fn lookup_many(
         &self,

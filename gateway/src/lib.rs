@@ -29,6 +29,10 @@ use tokio::net::TcpListener;
 pub use config::Config;
 pub use state::{AppState, SharedState};
 
+/// Concurrent argon2id checks: each holds 19 MiB, so this bounds the
+/// gateway's memory under a login storm (logins then queue, ~30 ms each).
+const LOGIN_CONCURRENCY: usize = 2;
+
 /// Connects to PostgreSQL and NATS (retrying until they answer) and builds
 /// the shared state.
 pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
@@ -53,7 +57,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    Ok(Arc::new(AppState {
+    let state = Arc::new(AppState {
         pool: pool.clone(),
         nats,
         js,
@@ -63,11 +67,20 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         lookups: lookup::Lookups::start(pool.clone()),
         public_ws_url: config.public_ws_url.clone(),
         publish_timeout: config.publish_timeout,
-        login_permits: tokio::sync::Semaphore::new(4),
+        login_permits: tokio::sync::Semaphore::new(LOGIN_CONCURRENCY),
         redis: redis::Client::open(config.redis_url.as_str()).ok(),
         redis_prefix: config.redis_prefix.clone(),
         batch_slots: Default::default(),
-    }))
+    });
+    // Warm the account cache in the background; requests do not wait for it.
+    let warming = state.clone();
+    tokio::spawn(async move {
+        match warming.accounts.warm(&warming.pool).await {
+            Ok(n) => tracing::info!(accounts = n, "account cache warmed"),
+            Err(e) => tracing::warn!(error = %e, "account cache not warmed"),
+        }
+    });
+    Ok(state)
 }
 
 /// Every route, with the layers of [`http`].

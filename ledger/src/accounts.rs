@@ -85,6 +85,17 @@ impl TryFrom<String> for CurrencyCode {
     }
 }
 
+/// Every account's immutable facts, up to `limit` (the gateway warms its
+/// cache with them at start).
+pub async fn all_keys(pool: &PgPool, limit: i64) -> Result<Vec<AccountKey>, LedgerError> {
+    Ok(sqlx::query_as(
+        "SELECT id, owner_id, currency FROM accounts ORDER BY created_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub async fn keys(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<AccountKey>, LedgerError> {
     Ok(
         sqlx::query_as("SELECT id, owner_id, currency FROM accounts WHERE id = ANY($1)")

@@ -1,0 +1,200 @@
+//! The services under test, as child processes of the bench, each with its
+//! own ports, and everything needed to stop them and delete their data.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::process::{Child, Command};
+
+/// Where this run's data lives: database, stream and key prefixes.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub run: String,
+    pub bin: PathBuf,
+    pub database_url: String,
+    pub nats_url: String,
+    pub redis_url: String,
+    pub jwt_secret: String,
+    pub log_dir: PathBuf,
+    pub gateway: SocketAddr,
+    pub notifier: SocketAddr,
+    pub processor: SocketAddr,
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+impl Deployment {
+    pub fn new(
+        bin: PathBuf,
+        pg: &str,
+        nats_url: String,
+        redis_url: String,
+    ) -> anyhow::Result<Self> {
+        let run = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let log_dir = std::env::temp_dir().join(&run);
+        Ok(Self {
+            database_url: format!("{}/{run}", pg.trim_end_matches('/')),
+            jwt_secret: format!("bench-secret-{}", uuid::Uuid::new_v4().simple()),
+            run,
+            bin,
+            nats_url,
+            redis_url,
+            log_dir,
+            gateway: free_port()?,
+            notifier: free_port()?,
+            processor: free_port()?,
+        })
+    }
+
+    /// The environment every service (and `bankadmin teardown`) gets.
+    pub fn env(&self) -> BTreeMap<&'static str, String> {
+        let mut env = BTreeMap::new();
+        env.insert("DATABASE_URL", self.database_url.clone());
+        env.insert("NATS_URL", self.nats_url.clone());
+        env.insert("NATS_PREFIX", self.run.clone());
+        env.insert("REDIS_URL", self.redis_url.clone());
+        env.insert("REDIS_PREFIX", self.run.clone());
+        env.insert("JWT_SECRET", self.jwt_secret.clone());
+        env.insert("GATEWAY_ADDR", self.gateway.to_string());
+        env.insert("NOTIFIER_ADDR", self.notifier.to_string());
+        env.insert("PROCESSOR_ADDR", self.processor.to_string());
+        env.insert("PUBLIC_WS_URL", format!("ws://{}/v1/ws", self.notifier));
+        env.insert(
+            "WEB_DIR",
+            self.log_dir.join("no-web-dir").display().to_string(),
+        );
+        env.insert(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+        // The bench's few WebSocket clients each carry a whole user's share
+        // of the load: give them room (the default 256 suits one person).
+        env.insert(
+            "WS_QUEUE_MAX",
+            std::env::var("WS_QUEUE_MAX").unwrap_or_else(|_| "65536".into()),
+        );
+        env
+    }
+}
+
+pub struct Service {
+    pub name: &'static str,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Service {
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+pub async fn start(
+    dep: &Deployment,
+    name: &'static str,
+    addr: SocketAddr,
+) -> anyhow::Result<Service> {
+    std::fs::create_dir_all(&dep.log_dir)?;
+    let log = std::fs::File::create(dep.log_dir.join(format!("{name}.log")))?;
+    let mut cmd = Command::new(dep.bin.join(name));
+    cmd.envs(dep.env())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("start {}", dep.bin.join(name).display()))?;
+    let pid = child.id().context("child pid")?;
+    Ok(Service {
+        name,
+        pid,
+        addr,
+        child,
+    })
+}
+
+pub async fn wait_ready(
+    http: &reqwest::Client,
+    svc: &mut Service,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let url = format!("http://{}/readyz", svc.addr);
+    loop {
+        if !svc.alive() {
+            anyhow::bail!("{} exited during start-up", svc.name);
+        }
+        if let Ok(r) = http.get(&url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{} not ready after {timeout:?}", svc.name);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM, then SIGKILL after `grace`.
+pub async fn stop(mut svc: Service, grace: Duration) {
+    if let Ok(pid) = i32::try_from(svc.pid) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(grace, svc.child.wait()).await.is_err() {
+        let _ = svc.child.kill().await;
+    }
+}
+
+/// Drops the database, streams and Redis keys of this deployment
+/// (`bankadmin teardown`), falling back to dropping the database directly.
+pub async fn teardown(dep: &Deployment) {
+    let admin = dep.bin.join("bankadmin");
+    let ok = Command::new(&admin)
+        .args(["teardown", "--yes-delete-everything"])
+        .envs(dep.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("[bench] bankadmin teardown failed; dropping the database directly");
+        let _ = ledger::drop_database(&dep.database_url).await;
+    }
+}
+
+/// The last lines of each service log (shown when something failed).
+pub fn log_tails(dir: &Path, lines: usize) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        if let Ok(text) = std::fs::read_to_string(e.path()) {
+            let all: Vec<&str> = text.lines().collect();
+            let tail = &all[all.len().saturating_sub(lines)..];
+            if !tail.is_empty() {
+                out.push_str(&format!(
+                    "--- {} ---\n{}\n",
+                    e.path().display(),
+                    tail.join("\n")
+                ));
+            }
+        }
+    }
+    out
+}
