@@ -127,6 +127,7 @@ pub async fn serve(
         pool,
         js,
         config: config.clone(),
+        progress_due: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..config.workers {

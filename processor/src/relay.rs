@@ -152,6 +152,19 @@ pub async fn run(
                     }
                 }
             }
+            for (owner, progress) in &batch.batches {
+                let event = Event::BatchUpdated {
+                    batch: progress.clone(),
+                };
+                if let Ok(json) = serde_json::to_string(&event) {
+                    invocation
+                        .arg(owner.to_string())
+                        .arg("-")
+                        .arg("-")
+                        .arg(fragment(&json));
+                    events += 1;
+                }
+            }
             for a in &batch.accounts {
                 let event = Event::AccountUpdated {
                     account: a.account.clone(),

@@ -34,6 +34,76 @@ pub struct Ctx {
     pub pool: PgPool,
     pub js: jetstream::Context,
     pub config: Config,
+    /// Batches with a progress event already scheduled.
+    pub progress_due: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>>,
+}
+
+/// How often a batch's owner hears about its progress, at most.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Sends the batch's progress to its owner once, `PROGRESS_INTERVAL` after
+/// the first payment applied since the last send: updates are throttled and
+/// the last one (the batch done) is never skipped.
+fn schedule_progress(ctx: &Ctx, batch: uuid::Uuid, owner: uuid::Uuid) {
+    {
+        let mut due = ctx.progress_due.lock().unwrap_or_else(|e| e.into_inner());
+        if !due.insert(batch) {
+            return;
+        }
+    }
+    let (pool, js, subject) = (
+        ctx.pool.clone(),
+        ctx.js.clone(),
+        ctx.config.topology.results_subject.clone(),
+    );
+    let ctx_due = std::sync::Arc::clone(&ctx.progress_due);
+    tokio::spawn(async move {
+        tokio::time::sleep(PROGRESS_INTERVAL).await;
+        ctx_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&batch);
+        let Ok(Some(row)) = ledger::batches::get(&pool, batch).await else {
+            return;
+        };
+        let Ok(counts) = ledger::batches::counts(&pool, batch).await else {
+            return;
+        };
+        let committed: i64 = counts
+            .iter()
+            .filter(|c| c.status == "committed")
+            .map(|c| c.transfers)
+            .sum();
+        let rejected: i64 = counts
+            .iter()
+            .filter(|c| c.status == "rejected")
+            .map(|c| c.transfers)
+            .sum();
+        let count = i64::from(row.count);
+        let pending = (count - committed - rejected).max(0);
+        let results = ResultBatch {
+            v: SCHEMA_VERSION,
+            transfers: vec![],
+            accounts: vec![],
+            batches: vec![(
+                owner,
+                shared::messages::BatchProgress {
+                    id: batch,
+                    count,
+                    pending,
+                    committed,
+                    rejected,
+                    done: pending == 0,
+                },
+            )],
+        };
+        if let Ok(payload) = serde_json::to_vec(&results) {
+            // Best effort: the next payment (or a GET) shows progress too.
+            if let Ok(ack) = js.publish(subject, payload.into()).await {
+                let _ = ack.await;
+            }
+        }
+    });
 }
 
 /// One transfer message being processed, with its trace span (a child of
@@ -281,9 +351,17 @@ async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Result<(
         v: SCHEMA_VERSION,
         transfers,
         accounts: applied.accounts,
+        batches: vec![],
     };
     publish_results(ctx, &results, group, &mut shutdown).await?;
     drop(publish_spans);
+    for (id, owner) in group
+        .iter()
+        .filter_map(|i| i.stages.batch.map(|b| (b.0, i.request.owner)))
+        .collect::<std::collections::HashSet<_>>()
+    {
+        schedule_progress(ctx, id, owner);
+    }
     for item in group {
         // A lost ack only means a redelivery, which the ledger absorbs.
         if let Err(e) = item.message.ack().await {
@@ -382,6 +460,7 @@ async fn dead_letter(ctx: &Ctx, m: &Message, request: Option<&TransferRequest>, 
                     v: SCHEMA_VERSION,
                     transfers: vec![result],
                     accounts: vec![],
+                    batches: vec![],
                 };
                 let mut stop = Shutdown::never();
                 let _ = publish_results(ctx, &results, &[], &mut stop).await;
@@ -484,6 +563,7 @@ async fn handle_atomic(ctx: &Ctx, message: Message, shutdown: &Shutdown) {
                             v: SCHEMA_VERSION,
                             transfers: vec![result],
                             accounts: vec![],
+                            batches: vec![],
                         };
                         let _ = publish_results(ctx, &results, &[], &mut Shutdown::never()).await;
                     }
@@ -502,6 +582,7 @@ async fn handle_atomic(ctx: &Ctx, message: Message, shutdown: &Shutdown) {
         v: SCHEMA_VERSION,
         transfers,
         accounts: applied.accounts,
+        batches: vec![],
     };
     if publish_results(ctx, &results, &[], &mut shutdown)
         .await

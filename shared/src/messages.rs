@@ -151,6 +151,19 @@ pub enum Event {
     TransferUpdated { transfer: TransferView },
     #[serde(rename = "account.updated")]
     AccountUpdated { account: AccountView },
+    #[serde(rename = "batch.updated")]
+    BatchUpdated { batch: BatchProgress },
+}
+
+/// A batch's progress, pushed to its owner as payments are applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchProgress {
+    pub id: Uuid,
+    pub count: i64,
+    pub pending: i64,
+    pub committed: i64,
+    pub rejected: i64,
+    pub done: bool,
 }
 
 /// A transfer outcome and who must hear about it.
@@ -179,31 +192,9 @@ pub struct ResultBatch {
     pub v: u8,
     pub transfers: Vec<TransferResult>,
     pub accounts: Vec<AccountResult>,
-}
-
-impl ResultBatch {
-    /// Every (user, event) pair, transfers first, in batch order.
-    pub fn user_events(&self) -> impl Iterator<Item = (Uuid, Event)> + '_ {
-        let transfers = self.transfers.iter().flat_map(|r| {
-            r.notify.iter().map(move |u| {
-                (
-                    *u,
-                    Event::TransferUpdated {
-                        transfer: r.transfer.clone(),
-                    },
-                )
-            })
-        });
-        let accounts = self.accounts.iter().map(|a| {
-            (
-                a.owner,
-                Event::AccountUpdated {
-                    account: a.account.clone(),
-                },
-            )
-        });
-        transfers.chain(accounts)
-    }
+    /// Batch progress for their owners (throttled by the processor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<(Uuid, BatchProgress)>,
 }
 
 #[cfg(test)]

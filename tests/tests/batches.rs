@@ -62,6 +62,7 @@ async fn rows(stack: &Stack, sql: &str) -> i64 {
 async fn a_csv_batch_is_applied_once_even_when_resubmitted() {
     let stack = Stack::start().await;
     let batch = stack.login("batch").await;
+    let mut ws = stack.connect_ws(&batch, None).await;
     let lines: Vec<(&str, &str, &str)> = (0..50).map(|_| (BATCH_EUR, BOB_EUR, "2.00")).collect();
     let body = csv(&lines);
     let (status, headers, accepted) =
