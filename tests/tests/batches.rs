@@ -84,6 +84,15 @@ async fn a_csv_batch_is_applied_once_even_when_resubmitted() {
         b["totals"][0],
         json!({"currency": "EUR", "committed": "100.00", "rejected": "0.00"})
     );
+    // The owner hears the progress, throttled, the last update saying done.
+    let pushed = ws
+        .until(Duration::from_secs(10), |v| {
+            v["type"] == "batch.updated" && v["batch"]["done"] == true
+        })
+        .await
+        .expect("batch.updated done");
+    assert_eq!(pushed["batch"]["committed"], 50);
+    ws.close().await;
 
     // The client crashed and sends the same file again: same batch, nothing twice.
     let (status, headers, again) =
