@@ -10,7 +10,10 @@
 // double click: exactly one transfer must result), watch it become committed
 // and the balance drop WITHOUT reloading, check client and server validation,
 // send one that is rejected (insufficient funds) and read the reason in words,
-// save a screenshot of the dashboard, sign out.
+// save a screenshot of the dashboard, sign out. Then as `ops`: alice's transfer
+// in the live flow (with its total) and its timeline; as `batch`: a file with
+// a bad line is not sendable, and (if the server has the batch API) a 3-line
+// file is sent, followed to 3 committed, and re-sending it makes no new batch.
 
 import { mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -26,6 +29,7 @@ const ALICE = { username: "alice", password: "alice-dev-password" };
 const ALICE_EUR = "a11ce000-0000-4000-8000-000000000001";
 const BOB_EUR = "b0b00000-0000-4000-8000-000000000001";
 const BOB_USD = "b0b00000-0000-4000-8000-000000000002";
+const BATCH_EUR = "ba7c0000-0000-4000-8000-000000000001";
 const LIVE_TIMEOUT = Number(process.env.E2E_TIMEOUT_MS ?? 30_000);
 
 let step = "start";
@@ -49,6 +53,19 @@ function fromMinor(v, digits = 2) {
   const neg = v < 0n;
   const s = (neg ? -v : v).toString().padStart(digits + 1, "0");
   return `${neg ? "-" : ""}${s.slice(0, -digits)}.${s.slice(-digits)}`;
+}
+
+async function signIn(page, user) {
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await page.getByLabel("Username").fill(user);
+  await page.getByLabel("Password").fill(`${user}-dev-password`);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByTestId("current-user").filter({ hasText: user }).waitFor();
+}
+
+async function signOut(page) {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
 }
 
 async function main() {
@@ -250,26 +267,131 @@ async function main() {
     const stored = await page.evaluate(() => sessionStorage.getItem("transfer.token"));
     check(stored === null, "token still in sessionStorage after sign out");
 
-    begin("ops and batch roles get their own pages");
-    for (const [user, heading] of [["ops", "Operations"], ["batch", "Batch payments"]]) {
-      await page.getByLabel("Username").fill(user);
-      await page.getByLabel("Password").fill(`${user}-dev-password`);
-      await page.getByRole("button", { name: "Sign in" }).click();
-      await page.getByRole("heading", { name: heading }).waitFor();
-      await page.getByRole("region", { name: /transfers/i }).waitFor();
-      if (user === "batch") {
-        const card = page.getByTestId("account-card").first();
-        await card.waitFor();
-        const own = await card.getAttribute("data-account-id");
-        const cur = (await card.locator(".currency-badge").textContent()).trim();
-        const csv = `from_account,to_account,amount,currency,reference\n${own},${BOB_EUR},1.00,${cur},ok\n${own},${BOB_EUR},1.001,${cur},bad\n`;
-        await page.getByLabel("Payments file (CSV)").setInputFiles({ name: "pay.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
-        await page.getByTestId("batch-summary").filter({ hasText: "2 payments, 1 with problems" }).waitFor();
-        check(await page.getByRole("button", { name: "Send batch" }).isDisabled(), "Send batch should be disabled");
-      }
-      await page.getByRole("button", { name: "Sign out" }).click();
-      await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    begin("ops: the live flow lists alice's transfer with its timings");
+    await signIn(page, "ops");
+    await page.getByRole("heading", { name: "Operations" }).waitFor();
+    await page.getByRole("region", { name: /transfers/i }).waitFor();
+    const flowRow = page.locator(`[data-testid="flow-row"][data-transfer-id="${transferId}"]`);
+    await flowRow.waitFor({ timeout: LIVE_TIMEOUT });
+    const totalMs = Number(await flowRow.getAttribute("data-total-ms"));
+    check(Number.isFinite(totalMs) && totalMs >= 0, `flow row has no total_ms (${totalMs})`);
+    const totalText = (await flowRow.getByTestId("flow-total").textContent()).trim();
+    check(/\d( ms| s)$/.test(totalText), `total shown as "${totalText}"`);
+    check((await flowRow.getByTestId("status-chip").textContent()).trim() === "Committed", "flow chip is not Committed");
+    log(`flow row: total ${totalMs} ms (shown "${totalText}")`);
+    await page.getByTestId("ops-stats").getByTestId("stats-rate").waitFor();
+    log(`stats: ${(await page.getByTestId("stats-rate").textContent()).trim()} over the last 60 s`);
+
+    begin("ops: opening the timeline with the keyboard shows the stages");
+    await flowRow.getByTestId("flow-open").focus();
+    await page.keyboard.press("Enter");
+    const timeline = page.locator(`[data-testid="timeline"][data-transfer-id="${transferId}"]`);
+    await timeline.getByTestId("timeline-stages").waitFor();
+    await timeline.locator('[data-testid="timeline-stage"][data-stage="committed"]').waitFor();
+    const stages = await timeline.getByTestId("timeline-stage").evaluateAll((els) => els.map((e) => e.dataset.stage));
+    check(stages[0] === "accepted", `first stage is ${stages[0]}`);
+    check(stages.includes("committed"), `no committed stage: ${stages.join(",")}`);
+    check(
+      (await page.evaluate(() => document.activeElement?.id)) === "timeline-title",
+      "focus did not move to the timeline",
+    );
+    const trace = timeline.getByTestId("timeline-trace");
+    if (await trace.count()) {
+      await timeline.getByText("Search this trace id in Jaeger/Tempo").waitFor();
+      log(`timeline: ${stages.join(" → ")}; trace id ${(await trace.textContent()).trim()}`);
+    } else log(`timeline: ${stages.join(" → ")}; no trace id recorded`);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(SHOTS, "ops.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(SHOTS, "ops-phone.png"), fullPage: false });
+    const opsOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(opsOverflow <= 1, `ops page is ${opsOverflow}px wider than a phone screen`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signOut(page);
+
+    begin("batch: check a file locally, then send one if the server has the batch API");
+    await signIn(page, "batch");
+    await page.getByRole("heading", { name: "Batch payments" }).waitFor();
+    await page.getByRole("region", { name: /transfers/i }).waitFor();
+    const card = page.locator(`[data-testid="account-card"][data-account-id="${BATCH_EUR}"]`);
+    await card.waitFor();
+    const badCsv = `from_account,to_account,amount,currency,reference\n${BATCH_EUR},${BOB_EUR},1.00,EUR,ok\n${BATCH_EUR},${BOB_EUR},1.001,EUR,bad\n`;
+    const fileInput = page.getByLabel("Payments file (CSV)");
+    await fileInput.setInputFiles({ name: "pay.csv", mimeType: "text/csv", buffer: Buffer.from(badCsv) });
+    await page.getByTestId("batch-summary").filter({ hasText: "2 payments, 1 with problems" }).waitFor();
+    const sendBatch = page.getByRole("button", { name: "Send batch" });
+    check(await sendBatch.isDisabled(), "Send batch should be disabled for a file with a bad line");
+    await page.waitForFunction(() => document.querySelector('[data-testid="batch-panel"]')?.dataset.api !== "unknown", null, {
+      timeout: LIVE_TIMEOUT,
+    });
+    const batchApi = await page.getByTestId("batch-panel").getAttribute("data-api");
+    if (batchApi === "missing") {
+      await page.getByTestId("batch-unavailable").waitFor();
+      log("batch API not available; skipped");
+    } else {
+      begin("batch: the server's per-line errors are shown (a destination that does not exist)");
+      const nowhere = "00000000-0000-4000-8000-00000000dead";
+      const refusedCsv = `from_account,to_account,amount,currency,reference\n${BATCH_EUR},${BOB_EUR},0.01,EUR,fine\n${BATCH_EUR},${nowhere},0.01,EUR,nowhere ${Date.now()}\n`;
+      await fileInput.setInputFiles({ name: "refused.csv", mimeType: "text/csv", buffer: Buffer.from(refusedCsv) });
+      await page.getByTestId("batch-summary").filter({ hasText: "2 payments, all valid" }).waitFor();
+      await sendBatch.click();
+      const lineErrors = page.getByTestId("batch-line-errors");
+      await lineErrors.locator('li[data-line="3"]').filter({ hasText: "to_account" }).waitFor();
+      log(`server refused line 3: ${(await lineErrors.textContent()).trim()}`);
+
+      begin("batch: send a 3-line file to bob and follow it to 3 committed");
+      const run = Date.now();
+      const goodCsv =
+        "from_account,to_account,amount,currency,reference\n" +
+        [1, 2, 3].map((n) => `${BATCH_EUR},${BOB_EUR},0.0${n},EUR,e2e batch ${run} #${n}`).join("\n") +
+        "\n";
+      await fileInput.setInputFiles({ name: "three.csv", mimeType: "text/csv", buffer: Buffer.from(goodCsv) });
+      await page.getByTestId("batch-summary").filter({ hasText: "3 payments, all valid" }).waitFor();
+      const posts = [];
+      page.on("request", (r) => {
+        if (r.method() === "POST" && r.url().endsWith("/v1/batches?mode=independent")) posts.push(r.headers()["idempotency-key"]);
+      });
+      await sendBatch.dblclick();
+      const progress = page.getByTestId("batch-progress");
+      await progress.waitFor();
+      const batchId = await progress.getAttribute("data-batch-id");
+      log(`batch ${batchId} accepted`);
+      await page
+        .locator('[data-testid="batch-progress"][data-done="true"][data-committed="3"]')
+        .waitFor({ timeout: LIVE_TIMEOUT });
+      await page.locator('[data-testid="batch-payment"][data-status="committed"]').nth(2).waitFor();
+      const rows = await page.getByTestId("batch-payment").evaluateAll((els) => els.map((e) => `${e.dataset.line}:${e.dataset.status}`));
+      check(rows.length === 3 && rows.every((r) => r.endsWith(":committed")), `outcomes: ${rows.join(", ")}`);
+      check((await page.locator("progress").evaluate((e) => e.value)) === 3, "progress bar is not full");
+      log(`outcomes: ${rows.join(", ")}; ${(await page.getByTestId("batch-progress-text").textContent()).trim()}`);
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: join(SHOTS, "batch.png"), fullPage: true });
+
+      begin("batch: sending the same file again is answered with the same batch");
+      await sendBatch.click();
+      await page.getByTestId("batch-notice").filter({ hasText: "already sent" }).waitFor();
+      check(
+        (await page.getByTestId("batch-progress").getAttribute("data-batch-id")) === batchId,
+        "the same file made another batch",
+      );
+      check(posts.length >= 2 && new Set(posts).size === 1, `keys used: ${JSON.stringify(posts)}`);
+      log(`${posts.length} uploads, one key (${posts[0]}), one batch`);
+
+      begin("batch: a server without the batch API (simulated 404) gets a clear state, not a failure");
+      await page.route("**/v1/batches*", (route) =>
+        route.request().method() === "POST"
+          ? route.fulfill({ status: 404, contentType: "application/problem+json", body: '{"title":"Not Found","status":404}' })
+          : route.continue(),
+      );
+      await page.reload();
+      await page.locator('[data-testid="batch-panel"][data-api="missing"]').waitFor();
+      await page.getByTestId("batch-unavailable").filter({ hasText: "not available on this server" }).waitFor();
+      await fileInput.setInputFiles({ name: "three.csv", mimeType: "text/csv", buffer: Buffer.from(goodCsv) });
+      await page.getByTestId("batch-summary").filter({ hasText: "3 payments, all valid" }).waitFor();
+      check(await sendBatch.isDisabled(), "Send batch should be disabled without the batch API");
+      await page.unroute("**/v1/batches*");
     }
+    await signOut(page);
 
     check(problems.length === 0, `browser reported problems:\n  ${problems.join("\n  ")}`);
     log("PASS");

@@ -6,7 +6,8 @@ import { AccountsPanel } from "./AccountsPanel";
 import { TransferForm } from "./TransferForm";
 import { TransfersPanel } from "./TransfersPanel";
 import { AccountHistory } from "./AccountHistory";
-import { BatchPanel, OpsFlowPlaceholder } from "./RolePanels";
+import { BatchPanel } from "./RolePanels";
+import { OpsFlow } from "./OpsFlow";
 
 function useHashRoute(): string {
   const [hash, setHash] = useState(() => window.location.hash);
@@ -67,11 +68,11 @@ export function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
             <section className="panel" aria-labelledby="ops-title">
               <h1 id="ops-title">Operations</h1>
               <p className="muted">
-                There are no operations endpoints yet. Below are the transfers the API shows to this user; the
-                live flow view across all users will appear here once it exists.
+                Every transfer of every user as it flows through the system: throughput and latency per stage,
+                the latest transfers with their stage timings, and each one's timeline and trace id.
               </p>
             </section>
-            <OpsFlowPlaceholder />
+            <OpsFlow />
             <TransfersPanel live={live} title="Recent transfers" />
           </>
         ) : role === "batch" ? (

@@ -31,6 +31,40 @@ describe("api", () => {
     expect(JSON.parse(init.body as string)).toEqual(body);
   });
 
+  it("uploads a batch as text/csv with its key and mode, and reads the replay header", async () => {
+    saveToken("t0k", 60);
+    const fetchMock = respond(202, { id: "b1", count: 3, mode: "atomic" }, { "Idempotent-Replayed": "true" });
+    vi.stubGlobal("fetch", fetchMock);
+    const r = await api.submitBatch("from_account,to_account,amount,currency\n", "batch-sha256-ab", "atomic");
+    expect(r).toEqual({ batch: { id: "b1", count: 3, mode: "atomic" }, replayed: true });
+    const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit];
+    const h = new Headers(init.headers);
+    expect(url).toBe("/v1/batches?mode=atomic");
+    expect(init.method).toBe("POST");
+    expect(h.get("Content-Type")).toBe("text/csv");
+    expect(h.get("Idempotency-Key")).toBe("batch-sha256-ab");
+    expect(init.body).toBe("from_account,to_account,amount,currency\n");
+  });
+
+  it("builds the ops and batch read URLs", async () => {
+    saveToken("t0k", 60);
+    const fetchMock = respond(200, { items: [], next_cursor: null });
+    vi.stubGlobal("fetch", fetchMock);
+    await api.opsTransfers(50);
+    await api.opsStats(60);
+    await api.opsTimeline("t/1");
+    await api.batchPayments("b1", { status: "rejected", cursor: "50" });
+    await api.batchPayments("b1");
+    const urls = fetchMock.mock.calls.map((c) => (c as unknown as [string])[0]);
+    expect(urls).toEqual([
+      "/v1/ops/transfers?limit=50",
+      "/v1/ops/stats?window_seconds=60",
+      "/v1/ops/transfers/t%2F1/timeline",
+      "/v1/batches/b1/payments?status=rejected&limit=50&cursor=50",
+      "/v1/batches/b1/payments?limit=50",
+    ]);
+  });
+
   it("signs out on any 401", async () => {
     saveToken("t0k", 60);
     const changed = vi.fn();

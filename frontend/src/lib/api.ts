@@ -1,5 +1,20 @@
 import { clearToken, loadToken, saveToken } from "./auth";
-import type { Account, Entry, Me, Page, Problem, Transfer, TransferBody } from "./types";
+import type {
+  Account,
+  Batch,
+  BatchAccepted,
+  BatchMode,
+  BatchPayment,
+  Entry,
+  Me,
+  OpsStats,
+  OpsTransfer,
+  Page,
+  Problem,
+  Timeline,
+  Transfer,
+  TransferBody,
+} from "./types";
 
 /** An HTTP answer that is not a success, or no answer at all (status 0). */
 export class ApiError extends Error {
@@ -64,7 +79,7 @@ export async function request<T>(
 ): Promise<RawResult<T>> {
   const headers = new Headers(init.headers);
   headers.set("Accept", "application/json");
-  if (init.body != null) headers.set("Content-Type", "application/json");
+  if (init.body != null && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
   const auth = init.auth ?? true;
   if (auth) {
     const token = loadToken();
@@ -125,6 +140,30 @@ export const api = {
     });
     return { transfer: res.body, replayed: res.headers.get("Idempotent-Replayed") === "true" };
   },
+
+  // ops role
+  opsTransfers: (limit = 50) => get<OpsTransfer[]>(`/v1/ops/transfers${query({ limit })}`),
+  opsStats: (windowSeconds = 60) => get<OpsStats>(`/v1/ops/stats${query({ window_seconds: windowSeconds })}`),
+  opsTimeline: (id: string) => get<Timeline>(`/v1/ops/transfers/${encodeURIComponent(id)}/timeline`),
+
+  // batch role
+  async submitBatch(
+    csv: string,
+    idempotencyKey: string,
+    mode: BatchMode = "independent",
+  ): Promise<{ batch: BatchAccepted; replayed: boolean }> {
+    const res = await request<BatchAccepted>(`/v1/batches${query({ mode })}`, {
+      method: "POST",
+      headers: { "Idempotency-Key": idempotencyKey, "Content-Type": "text/csv" },
+      body: csv,
+    });
+    return { batch: res.body, replayed: res.headers.get("Idempotent-Replayed") === "true" };
+  },
+  batch: (id: string) => get<Batch>(`/v1/batches/${encodeURIComponent(id)}`),
+  batchPayments: (id: string, opts: { status?: string | null; limit?: number; cursor?: string | null } = {}) =>
+    get<Page<BatchPayment>>(
+      `/v1/batches/${encodeURIComponent(id)}/payments${query({ status: opts.status, limit: opts.limit ?? 50, cursor: opts.cursor })}`,
+    ),
 };
 
 /** Where the live events come from: the configured URL, else same origin. */

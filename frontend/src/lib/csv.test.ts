@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseBatch, parseCsv } from "./csv";
+import { parseBatch, parseCsv, parseCsvRows, serverHeaderProblem } from "./csv";
 
 const A = "a11ce000-0000-4000-8000-000000000001";
 const B = "b0b00000-0000-4000-8000-000000000001";
@@ -38,5 +38,19 @@ describe("parseBatch", () => {
     expect(parseBatch("").error).toMatch(/empty/);
     expect(parseBatch("from_account,amount\n").error).toMatch(/missing: to_account, currency/);
     expect(parseBatch("from_account,to_account,amount,currency\n").error).toMatch(/no payments/);
+  });
+});
+
+describe("physical line numbers and the header the API needs", () => {
+  it("numbers rows by the line they start on (blank lines and quoted newlines count)", () => {
+    expect(parseCsvRows('a\n\n"x\ny",z\r\nlast').map((r) => r.line)).toEqual([1, 2, 3, 5]);
+    const r = parseBatch(`from_account,to_account,amount,currency\n\n${A},${B},1.00,EUR\n`, [A]);
+    expect(r.lines.map((l) => l.line)).toEqual([3]);
+  });
+  it("accepts only the exact column order the batch API reads", () => {
+    expect(serverHeaderProblem("from_account,to_account,amount,currency,reference\n")).toBeNull();
+    expect(serverHeaderProblem("\ufeff from_account , to_account,amount,currency\n")).toBeNull();
+    expect(serverHeaderProblem("currency,amount,from_account,to_account\n")).toMatch(/exactly/);
+    expect(serverHeaderProblem("From_Account,to_account,amount,currency\n")).toMatch(/lower case/);
   });
 });

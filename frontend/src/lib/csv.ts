@@ -2,13 +2,21 @@ import { normalizeAmount } from "./money";
 import type { TransferBody } from "./types";
 import { validateTransfer, type FieldErrors, type TransferDraft } from "./validation";
 
+export interface CsvRow {
+  /** 1-based physical line where the row starts (what the server reports). */
+  line: number;
+  fields: string[];
+}
+
 /** Parses RFC 4180 CSV: quoted fields, "" escapes, CRLF or LF line ends. */
-export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
+export function parseCsvRows(text: string): CsvRow[] {
+  const rows: CsvRow[] = [];
   let row: string[] = [];
   let field = "";
   let quoted = false;
   let i = 0;
+  let line = 1; // physical line of the current character
+  let rowStart = 1;
   const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // BOM
   while (i < src.length) {
     const c = src[i];
@@ -20,7 +28,10 @@ export function parseCsv(text: string): string[][] {
           continue;
         }
         quoted = false;
-      } else field += c;
+      } else {
+        field += c;
+        if (c === "\n" || (c === "\r" && src[i + 1] !== "\n")) line += 1;
+      }
       i += 1;
       continue;
     }
@@ -30,25 +41,31 @@ export function parseCsv(text: string): string[][] {
       field = "";
     } else if (c === "\n" || c === "\r") {
       row.push(field);
-      rows.push(row);
+      rows.push({ line: rowStart, fields: row });
       row = [];
       field = "";
       if (c === "\r" && src[i + 1] === "\n") i += 1;
+      line += 1;
+      rowStart = line;
     } else field += c;
     i += 1;
   }
   if (field !== "" || row.length > 0) {
     row.push(field);
-    rows.push(row);
+    rows.push({ line: rowStart, fields: row });
   }
   return rows;
+}
+
+export function parseCsv(text: string): string[][] {
+  return parseCsvRows(text).map((r) => r.fields);
 }
 
 export const BATCH_COLUMNS = ["from_account", "to_account", "amount", "currency", "reference"] as const;
 export const BATCH_MAX_LINES = 10_000;
 
 export interface BatchLine {
-  line: number; // 1-based line in the file (the header is line 1)
+  line: number; // 1-based physical line in the file (the header is usually line 1)
   body: TransferBody | null;
   errors: FieldErrors;
 }
@@ -63,7 +80,8 @@ export interface BatchParse {
  * (any column order) and checks each line like the transfer form does.
  */
 export function parseBatch(text: string, ownAccounts?: readonly string[]): BatchParse {
-  const rows = parseCsv(text).filter((r) => r.some((f) => f.trim() !== ""));
+  const all = parseCsvRows(text).filter((r) => r.fields.some((f) => f.trim() !== ""));
+  const rows = all.map((r) => r.fields);
   if (rows.length === 0) return { error: "The file is empty.", lines: [] };
   const header = rows[0].map((h) => h.trim().toLowerCase());
   const index: Partial<Record<(typeof BATCH_COLUMNS)[number], number>> = {};
@@ -78,6 +96,7 @@ export function parseBatch(text: string, ownAccounts?: readonly string[]): Batch
     return { error: `At most ${BATCH_MAX_LINES} payments per file (this one has ${rows.length - 1}).`, lines: [] };
   if (rows.length === 1) return { error: "The file has a header but no payments.", lines: [] };
   const lines = rows.slice(1).map((r, n): BatchLine => {
+    const line = all[n + 1].line;
     const get = (c: (typeof BATCH_COLUMNS)[number]) => (index[c] === undefined ? "" : (r[index[c]!] ?? "").trim());
     const draft: TransferDraft = {
       from_account: get("from_account"),
@@ -97,7 +116,21 @@ export function parseBatch(text: string, ownAccounts?: readonly string[]): Batch
           ...(draft.reference ? { reference: draft.reference } : {}),
         }
       : null;
-    return { line: n + 2, body, errors };
+    return { line, body, errors };
   });
   return { error: null, lines };
+}
+
+/**
+ * The batch API reads the header literally: exactly these columns in this
+ * order (reference may be left out). Returns a problem to show, or null.
+ */
+export function serverHeaderProblem(text: string): string | null {
+  const first = parseCsvRows(text).find((r) => r.fields.some((f) => f.trim() !== ""));
+  if (!first) return null;
+  const got = first.fields.map((f) => f.trim());
+  const want = [...BATCH_COLUMNS];
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (same(got, want) || same(got, want.slice(0, 4))) return null;
+  return `To send this file, its first line must be exactly "${want.join(",")}" (in this order, lower case).`;
 }

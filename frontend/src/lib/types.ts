@@ -58,5 +58,96 @@ export interface Problem {
   title?: string;
   status?: number;
   detail?: string;
-  errors?: { field: string; message: string }[];
+  errors?: { field: string; message: string; line?: number | null }[];
+}
+
+// ---- ops role (GET /v1/ops/...) ----
+
+export interface OpsTransfer {
+  id: string;
+  status: "committed" | "rejected" | string;
+  reason?: string | null;
+  from_account: string;
+  to_account: string;
+  amount: string;
+  currency: string;
+  created_at: string;
+  processed_at: string;
+  trace_id: string | null;
+  publish_ms: number | null;
+  queue_ms: number | null;
+  apply_ms: number | null;
+  total_ms: number;
+}
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+export type StatsStage = "publish" | "queue" | "apply" | "end_to_end";
+
+export interface OpsStats {
+  window_seconds: number;
+  transfers: number;
+  committed: number;
+  rejected: number;
+  per_second: number;
+  latency_ms: Partial<Record<StatsStage, Percentiles | null>>;
+}
+
+export interface TimelineStage {
+  stage: "accepted" | "published" | "received" | "committed" | "rejected" | "notified" | string;
+  at: string;
+  ms_since_previous: number | null;
+}
+
+export interface Timeline {
+  id: string;
+  status: string;
+  reason?: string | null;
+  trace_id: string | null;
+  stages: TimelineStage[];
+  total_ms: number | null;
+}
+
+// ---- batch role (/v1/batches) ----
+
+export type BatchMode = "independent" | "atomic";
+
+export interface BatchAccepted {
+  id: string;
+  count: number;
+  mode: BatchMode | string;
+}
+
+export interface BatchTotal {
+  currency: string;
+  committed: string;
+  rejected: string;
+}
+
+export interface Batch {
+  id: string;
+  mode: BatchMode | string;
+  count: number;
+  pending: number;
+  committed: number;
+  rejected: number;
+  totals: BatchTotal[];
+  created_at: string;
+  done: boolean;
+}
+
+export interface BatchPayment {
+  line: number;
+  id: string;
+  status: "pending" | "committed" | "rejected" | string;
+  reason?: string | null;
+  from_account?: string;
+  to_account?: string;
+  amount?: string;
+  currency?: string;
+  reference?: string | null;
 }
