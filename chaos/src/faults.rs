@@ -1,0 +1,105 @@
+//! The faults, injected one at a time while the workload runs.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::bank::Bank;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    KillProcessor,
+    TermProcessor,
+    RestartNats,
+    StopPostgres,
+    StopRedis,
+    KillNotifier,
+    KillGateway,
+}
+
+pub const ALL: [Fault; 7] = [
+    Fault::KillProcessor,
+    Fault::StopPostgres,
+    Fault::KillGateway,
+    Fault::RestartNats,
+    Fault::TermProcessor,
+    Fault::StopRedis,
+    Fault::KillNotifier,
+];
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fault::KillProcessor => "kill -9 a processor, restart it",
+            Fault::TermProcessor => "SIGTERM a processor (graceful), restart it",
+            Fault::RestartNats => "kill -9 nats-server, restart it",
+            Fault::StopPostgres => "stop PostgreSQL (immediate), start it later",
+            Fault::StopRedis => "stop Redis, start it later",
+            Fault::KillNotifier => "kill -9 the notifier, restart it",
+            Fault::KillGateway => "kill -9 the gateway with requests in flight, restart it",
+        })
+    }
+}
+
+impl Bank {
+    /// Injects `fault` and brings the system back; `round` picks the replica.
+    pub async fn inject(
+        &mut self,
+        fault: Fault,
+        round: usize,
+        outage: Duration,
+    ) -> anyhow::Result<()> {
+        let restart_pause = Duration::from_millis(500);
+        match fault {
+            Fault::KillProcessor => {
+                let i = round % self.processors.len();
+                self.processors[i].kill9().await;
+                tokio::time::sleep(restart_pause).await;
+                self.restart_processor(i).await?;
+            }
+            Fault::TermProcessor => {
+                let i = (round + 1) % self.processors.len();
+                let code = self.processors[i].terminate(Duration::from_secs(30)).await;
+                if code != Some(0) {
+                    self.problems.push(format!(
+                        "{} did not exit 0 on SIGTERM within 30 s (exit code {code:?})",
+                        self.processors[i].name
+                    ));
+                }
+                tokio::time::sleep(restart_pause).await;
+                self.restart_processor(i).await?;
+            }
+            Fault::RestartNats => self.nats.restart(outage / 2).await?,
+            Fault::StopPostgres => {
+                self.pg.stop("immediate").await?;
+                tokio::time::sleep(outage).await;
+                self.pg.start().await?;
+            }
+            Fault::StopRedis => self.redis.outage(outage).await?,
+            Fault::KillNotifier => {
+                self.notifier.kill9().await;
+                tokio::time::sleep(restart_pause).await;
+                self.notifier.start()?;
+                self.ready_or_note(Which::Notifier).await;
+            }
+            Fault::KillGateway => {
+                self.gateway.kill9().await;
+                tokio::time::sleep(restart_pause).await;
+                self.gateway.start()?;
+                self.ready_or_note(Which::Gateway).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn restart_processor(&mut self, i: usize) -> anyhow::Result<()> {
+        self.processors[i].start()?;
+        self.ready_or_note(Which::Processor(i)).await;
+        Ok(())
+    }
+}
+
+pub enum Which {
+    Gateway,
+    Notifier,
+    Processor(usize),
+}

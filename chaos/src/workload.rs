@@ -1,0 +1,381 @@
+//! The seeded workload: users with accounts in two currencies, concurrent
+//! clients sending transfers (some between a hot set of accounts, some that
+//! would overdraw), exact retries (some concurrent with the original), key
+//! reuse with a different body and invalid requests, each request resent
+//! until it gets a definitive answer, as a careful client would.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const CURRENCIES: [&str; 2] = ["EUR", "USD"];
+/// Every account starts with this much (in cents).
+pub const FUNDS_CENTS: i64 = 1_000_000;
+
+/// SplitMix64: tiny, seedable, and the same sequence on every machine.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// True with probability `p` percent.
+    pub fn percent(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub id: Uuid,
+    /// One account per currency, in `CURRENCIES` order.
+    pub accounts: [Uuid; 2],
+}
+
+pub fn users(seed: u64, n: usize) -> Vec<User> {
+    (0..n)
+        .map(|i| {
+            let account = |c: usize| Uuid::from_u128(((seed as u128) << 64) | (i * 2 + c) as u128);
+            User {
+                name: format!("chaos-u{i}"),
+                password: format!("chaos-password-{seed}-{i}"),
+                id: Uuid::nil(),
+                accounts: [account(0), account(1)],
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A fresh transfer.
+    New,
+    /// The key of an earlier accepted request with another body: must be refused.
+    Reused,
+    /// Fails validation: must be refused and leave no trace.
+    Invalid,
+}
+
+/// One logical request (one Idempotency-Key and body) and every answer it got.
+#[derive(Debug)]
+pub struct Request {
+    pub user: usize,
+    pub key: String,
+    pub body: Value,
+    pub kind: Kind,
+    /// Ids from `202` answers (all must be equal).
+    pub ids: Vec<Uuid>,
+    /// Statuses in `202` answers other than `pending` (must match the ledger).
+    pub statuses: Vec<String>,
+    /// Definitive refusals (4xx other than 401/408/409/429).
+    pub refusals: Vec<u16>,
+    pub answered: bool,
+}
+
+#[derive(Default)]
+pub struct Counts {
+    pub attempts: AtomicU64,
+    pub accepted: AtomicU64,
+    pub refused: AtomicU64,
+    pub retried_exact: AtomicU64,
+    pub concurrent_duplicates: AtomicU64,
+    /// Transient failures by cause ("503", "connect", "timeout", …).
+    pub transient: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Counts {
+    fn transient(&self, cause: &str) {
+        if let Ok(mut m) = self.transient.lock() {
+            *m.entry(cause.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+pub struct Load {
+    pub api: String,
+    pub http: reqwest::Client,
+    pub users: Vec<User>,
+    pub hot: usize,
+    tokens: RwLock<Vec<String>>,
+    pub log: Mutex<Vec<Request>>,
+    pub counts: Counts,
+    /// No new requests after this (requests in progress still finish).
+    pub stop: AtomicBool,
+    /// Give up resending after this (a request still unanswered is reported).
+    pub deadline: Mutex<Option<Instant>>,
+}
+
+impl Load {
+    pub fn new(api: String, users: Vec<User>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(2))
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let hot = (users.len() / 6).max(2);
+        Ok(Self {
+            api,
+            http,
+            tokens: RwLock::new(vec![String::new(); users.len()]),
+            users,
+            hot,
+            log: Mutex::new(Vec::new()),
+            counts: Counts::default(),
+            stop: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+        })
+    }
+
+    pub fn token(&self, user: usize) -> String {
+        self.tokens
+            .read()
+            .map(|t| t[user].clone())
+            .unwrap_or_default()
+    }
+
+    /// Logs `user` in (again), retrying while the gateway is unavailable.
+    pub async fn login(&self, user: usize) -> anyhow::Result<()> {
+        let u = &self.users[user];
+        for _ in 0..300 {
+            let r = self
+                .http
+                .post(format!("{}/v1/auth/login", self.api))
+                .json(&json!({"username": u.name, "password": u.password}))
+                .send()
+                .await;
+            if let Ok(r) = r
+                && r.status().is_success()
+                && let Ok(v) = r.json::<Value>().await
+                && let Some(t) = v["access_token"].as_str()
+            {
+                if let Ok(mut tokens) = self.tokens.write() {
+                    tokens[user] = t.to_owned();
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        anyhow::bail!("cannot log in as {}", u.name)
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline
+            .lock()
+            .ok()
+            .and_then(|d| *d)
+            .is_some_and(|d| Instant::now() > d)
+    }
+
+    /// Sends request `idx` until it gets a definitive answer (or the deadline).
+    pub async fn send(&self, idx: usize) {
+        let (user, key, body) = match self.log.lock() {
+            Ok(log) => (log[idx].user, log[idx].key.clone(), log[idx].body.clone()),
+            Err(_) => return,
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            self.counts.attempts.fetch_add(1, Ordering::Relaxed);
+            let sent = self
+                .http
+                .post(format!("{}/v1/transfers", self.api))
+                .bearer_auth(self.token(user))
+                .header("idempotency-key", &key)
+                .json(&body)
+                .send()
+                .await;
+            let retry_after = match sent {
+                Err(e) => {
+                    let cause = if e.is_connect() {
+                        "connection refused"
+                    } else if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connection lost"
+                    };
+                    self.counts.transient(cause);
+                    None
+                }
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let retry_after = r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                    match status {
+                        200..=202 => {
+                            self.counts.accepted.fetch_add(1, Ordering::Relaxed);
+                            let id = v["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+                            let st = v["status"].as_str().unwrap_or("").to_owned();
+                            if let Ok(mut log) = self.log.lock() {
+                                let r = &mut log[idx];
+                                r.ids.push(id.unwrap_or_default());
+                                if st != "pending" {
+                                    r.statuses.push(st);
+                                }
+                                r.answered = true;
+                            }
+                            return;
+                        }
+                        401 => {
+                            self.counts.transient("401 (token renewed)");
+                            let _ = self.login(user).await;
+                            None
+                        }
+                        408 | 409 | 429 => {
+                            self.counts.transient(&status.to_string());
+                            retry_after
+                        }
+                        400..=499 => {
+                            self.counts.refused.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut log) = self.log.lock() {
+                                log[idx].refusals.push(status);
+                                log[idx].answered = true;
+                            }
+                            return;
+                        }
+                        _ => {
+                            self.counts.transient(&status.to_string());
+                            retry_after
+                        }
+                    }
+                }
+            };
+            if self.past_deadline() {
+                return;
+            }
+            let wait = retry_after
+                .map(|s| Duration::from_millis(s * 1000).min(Duration::from_secs(2)))
+                .unwrap_or(backoff);
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    fn push(&self, r: Request) -> Option<usize> {
+        let mut log = self.log.lock().ok()?;
+        log.push(r);
+        Some(log.len() - 1)
+    }
+
+    fn new_transfer(&self, rng: &mut Rng) -> Request {
+        let n = self.users.len() as u64;
+        let hot = rng.percent(25);
+        let pick = |rng: &mut Rng| {
+            if hot {
+                rng.below(self.hot as u64) as usize
+            } else {
+                rng.below(n) as usize
+            }
+        };
+        let from = pick(rng);
+        let mut to = pick(rng);
+        if to == from {
+            to = (from + 1) % self.users.len();
+        }
+        let c = rng.below(2) as usize;
+        // One in twelve asks for more than the account can hold.
+        let cents = if rng.percent(8) {
+            FUNDS_CENTS + 1 + rng.below(4 * FUNDS_CENTS as u64) as i64
+        } else {
+            1 + rng.below(20_000) as i64
+        };
+        Request {
+            user: from,
+            key: format!("chaos-{}", Uuid::from_u64_pair(rng.next(), rng.next())),
+            body: json!({
+                "from_account": self.users[from].accounts[c].to_string(),
+                "to_account": self.users[to].accounts[c].to_string(),
+                "amount": format!("{}.{:02}", cents / 100, cents % 100),
+                "currency": CURRENCIES[c],
+                "reference": format!("chaos {}", rng.below(1_000_000)),
+            }),
+            kind: Kind::New,
+            ids: vec![],
+            statuses: vec![],
+            refusals: vec![],
+            answered: false,
+        }
+    }
+
+    /// One client: until told to stop, picks what to do next from its seed.
+    pub async fn client(self: Arc<Self>, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let mut mine: Vec<usize> = Vec::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            let roll = rng.below(100);
+            if roll < 30 && !mine.is_empty() {
+                // An exact retry of one of this client's earlier requests.
+                let idx = mine[rng.below(mine.len() as u64) as usize];
+                self.counts.retried_exact.fetch_add(1, Ordering::Relaxed);
+                self.send(idx).await;
+            } else if roll < 34 && !mine.is_empty() {
+                let orig = mine[rng.below(mine.len() as u64) as usize];
+                let reused = self.log.lock().ok().and_then(|log| {
+                    let o = &log[orig];
+                    (o.kind == Kind::New && !o.ids.is_empty()).then(|| {
+                        let mut body = o.body.clone();
+                        body["amount"] = json!("0.07");
+                        body["reference"] = json!("same key, other body");
+                        (o.user, o.key.clone(), body)
+                    })
+                });
+                if let Some((user, key, body)) = reused
+                    && let Some(idx) = self.push(Request {
+                        user,
+                        key,
+                        body,
+                        kind: Kind::Reused,
+                        ids: vec![],
+                        statuses: vec![],
+                        refusals: vec![],
+                        answered: false,
+                    })
+                {
+                    self.send(idx).await;
+                }
+            } else if roll < 37 {
+                let mut r = self.new_transfer(&mut rng);
+                r.kind = Kind::Invalid;
+                match rng.below(3) {
+                    0 => r.body["amount"] = json!("1.001"),
+                    1 => r.body["currency"] = json!("XTS"),
+                    _ => r.body["to_account"] = r.body["from_account"].clone(),
+                }
+                if let Some(idx) = self.push(r) {
+                    self.send(idx).await;
+                }
+            } else {
+                let r = self.new_transfer(&mut rng);
+                let Some(idx) = self.push(r) else { break };
+                mine.push(idx);
+                if rng.percent(10) {
+                    // The same request twice at once (a double click).
+                    self.counts
+                        .concurrent_duplicates
+                        .fetch_add(1, Ordering::Relaxed);
+                    tokio::join!(self.send(idx), self.send(idx));
+                } else {
+                    self.send(idx).await;
+                }
+            }
+        }
+    }
+}
