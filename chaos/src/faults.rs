@@ -14,9 +14,12 @@ pub enum Fault {
     StopRedis,
     KillNotifier,
     KillGateway,
+    /// A processor holding a batch it cannot commit yet: what it took from
+    /// the queue must come back to the other replica, not vanish.
+    KillProcessorDuringDbOutage,
 }
 
-pub const ALL: [Fault; 7] = [
+pub const ALL: [Fault; 8] = [
     Fault::KillProcessor,
     Fault::StopPostgres,
     Fault::KillGateway,
@@ -24,6 +27,7 @@ pub const ALL: [Fault; 7] = [
     Fault::TermProcessor,
     Fault::StopRedis,
     Fault::KillNotifier,
+    Fault::KillProcessorDuringDbOutage,
 ];
 
 impl fmt::Display for Fault {
@@ -36,6 +40,9 @@ impl fmt::Display for Fault {
             Fault::StopRedis => "stop Redis, start it later",
             Fault::KillNotifier => "kill -9 the notifier, restart it",
             Fault::KillGateway => "kill -9 the gateway with requests in flight, restart it",
+            Fault::KillProcessorDuringDbOutage => {
+                "stop PostgreSQL, kill -9 a processor meanwhile, start both"
+            }
         })
     }
 }
@@ -80,6 +87,16 @@ impl Bank {
                 tokio::time::sleep(restart_pause).await;
                 self.notifier.start()?;
                 self.ready_or_note(Which::Notifier).await;
+            }
+            Fault::KillProcessorDuringDbOutage => {
+                let i = round % self.processors.len();
+                self.pg.stop("immediate").await?;
+                // Long enough for both replicas to pull a batch they now hold.
+                tokio::time::sleep(outage / 2).await;
+                self.processors[i].kill9().await;
+                tokio::time::sleep(outage / 2).await;
+                self.pg.start().await?;
+                self.restart_processor(i).await?;
             }
             Fault::KillGateway => {
                 self.gateway.kill9().await;

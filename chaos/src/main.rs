@@ -36,7 +36,7 @@ struct Args {
     /// Workload seed (printed; pass it again to replay the same choices).
     #[arg(long, env = "CHAOS_SEED")]
     seed: Option<u64>,
-    /// Rounds of the seven faults (default 3, short 1).
+    /// Rounds of the eight faults (default 3, short 1).
     #[arg(long, env = "CHAOS_ROUNDS")]
     rounds: Option<usize>,
     /// Keep sending until at least this many HTTP requests were made (default 100000, short 0).
@@ -88,9 +88,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let outage = Duration::from_secs(args.outage_secs.unwrap_or(if short { 4 } else { 10 }));
     let gap = Duration::from_secs(args.gap_secs.unwrap_or(if short { 3 } else { 8 }));
     println!(
-        "[chaos] seed {seed}: {users_n} users, {clients} clients, {} processors, {rounds} round(s) of 7 faults, \
+        "[chaos] seed {seed}: {users_n} users, {clients} clients, {} processors, {rounds} round(s) of {} faults, \
          outages {}s, gaps {}s, at least {min_requests} requests",
         args.processors,
+        faults::ALL.len(),
         outage.as_secs(),
         gap.as_secs()
     );
