@@ -48,13 +48,20 @@ struct Stored {
     processed_at: DateTime<Utc>,
 }
 
-/// Waits until every accepted transfer is in the ledger and the processor's
-/// consumer has nothing pending; returns the seconds it took.
-pub async fn drain(
-    bank: &Bank,
-    accepted: &[Uuid],
-    bound: Duration,
-) -> anyhow::Result<(f64, i64, bool)> {
+/// How the end of the run went.
+pub struct Drain {
+    /// Seconds until every accepted transfer was in the ledger.
+    pub final_secs: f64,
+    pub all_final: bool,
+    /// Seconds until the processor's consumer had nothing pending or unacked.
+    pub queue_secs: f64,
+    pub queue_empty: bool,
+    pub dead_letters: i64,
+}
+
+/// Waits until every accepted transfer is in the ledger, then until the
+/// processor's consumer has nothing pending or unacknowledged.
+pub async fn drain(bank: &Bank, accepted: &[Uuid], bound: Duration) -> anyhow::Result<Drain> {
     let start = Instant::now();
     let mut stored = 0;
     while start.elapsed() < bound {
@@ -69,12 +76,12 @@ pub async fn drain(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let all_final = stored as usize == accepted.len();
-    let secs = start.elapsed().as_secs_f64();
-    // Then the queue itself: nothing pending, nothing unacknowledged.
+    let final_secs = start.elapsed().as_secs_f64();
     let client = async_nats::connect(bank.nats.url()).await?;
     let js = async_nats::jetstream::new(client);
     let topology = shared::streams::Topology::new(PREFIX);
-    let mut drained = false;
+    let mut queue_empty = false;
+    let mut reported = Instant::now();
     while start.elapsed() < bound + Duration::from_secs(30) {
         if let Ok(stream) = js.get_stream(&topology.transfers_stream).await
             && let Ok(mut consumer) = stream
@@ -83,15 +90,23 @@ pub async fn drain(
                 )
                 .await
             && let Ok(info) = consumer.info().await
-            && info.num_pending == 0
-            && info.num_ack_pending == 0
         {
-            drained = true;
-            break;
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                queue_empty = true;
+                break;
+            }
+            if reported.elapsed() > Duration::from_secs(5) {
+                reported = Instant::now();
+                println!(
+                    "[chaos] queue: {} pending, {} unacked, {} redelivered",
+                    info.num_pending, info.num_ack_pending, info.num_redelivered
+                );
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let dead = match js.get_stream(&topology.dead_stream).await {
+    let queue_secs = start.elapsed().as_secs_f64();
+    let dead_letters = match js.get_stream(&topology.dead_stream).await {
         Ok(mut s) => s
             .info()
             .await
@@ -99,7 +114,13 @@ pub async fn drain(
             .unwrap_or(-1),
         Err(_) => -1,
     };
-    Ok((secs, dead, all_final && drained))
+    Ok(Drain {
+        final_secs,
+        all_final,
+        queue_secs,
+        queue_empty,
+        dead_letters,
+    })
 }
 
 async fn stored(bank: &Bank, owners: &[Uuid]) -> anyhow::Result<Vec<Stored>> {
