@@ -40,8 +40,9 @@ impl Format {
     }
 }
 
-/// One validated payment and its 1-based line (data lines, header excluded
-/// for CSV; array index + 1 for JSON).
+/// One validated payment and its line: the physical 1-based line of the
+/// upload for CSV and NDJSON (a CSV's header is line 1, so its first payment
+/// is line 2), the array index + 1 for JSON. Errors use the same numbers.
 #[derive(Debug, Clone)]
 pub struct Payment {
     pub line: u32,
