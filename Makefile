@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR ?= always
 BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE := $(CARGO_TARGET_DIR)/release
 
-.PHONY: help dev test services build web lint fmt test-rust test-web e2e chaos chaos-short bench bench-quick clean \
+.PHONY: help dev test services bins build web lint fmt test-rust test-web e2e chaos chaos-short bench bench-quick clean \
 	deploy-check setup deploy-dev deploy-prod status logs monitor security-scan backup restore
 
 help:
@@ -19,13 +19,13 @@ help:
 services:
 	@scripts/services.sh
 
-build:
+bins:
 	cargo build --workspace --bins
 
 web:
 	@scripts/web.sh build
 
-dev: services build web
+dev: services bins web
 	@BIN=$(BIN) scripts/stack.sh
 
 lint:
@@ -42,10 +42,10 @@ test-rust: services
 test-web:
 	@scripts/web.sh test
 
-e2e: services build web
+e2e: services bins web
 	@BIN=$(BIN) scripts/e2e.sh
 
-chaos-short: services build
+chaos-short: services bins
 	@if [ -x $(BIN)/chaos ]; then $(BIN)/chaos --short; else echo "chaos checker not built"; exit 1; fi
 
 chaos: services
@@ -58,7 +58,7 @@ bench: services
 
 # The bench harness end to end in seconds (debug build): proves it works,
 # its figures mean nothing.
-bench-quick: services build
+bench-quick: services bins
 	@BIN=$(BIN) scripts/bench.sh --quick
 
 deploy-check:
@@ -72,7 +72,10 @@ clean:
 	rm -rf .dev frontend/dist
 
 # --- Containers (deploy/README.md) ------------------------------------------
-COMPOSE ?= docker compose
+# docker compose, or nerdctl compose where only nerdctl exists.
+COMPOSE ?= $(shell if command -v docker >/dev/null 2>&1; then echo docker compose; elif command -v nerdctl >/dev/null 2>&1; then echo nerdctl compose; else echo docker compose; fi)
+build:
+	$(COMPOSE) -f deploy/compose.yaml build
 setup:
 	deploy/scripts/gen-secrets.sh
 deploy-dev:
