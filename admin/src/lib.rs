@@ -1,6 +1,7 @@
 //! Administration of the ledger: migrations, demo data, users, accounts and
 //! funding. Money enters the ledger only here, through per-currency funding
-//! accounts, so per-currency totals stay zero.
+//! accounts, so per-currency totals stay zero. Every action (and every
+//! failed attempt) is written to the audit trail.
 
 use std::str::FromStr;
 
@@ -60,6 +61,45 @@ async fn hash(password: String) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// Who runs bankadmin, for the audit trail: the OS account (the database
+/// role is usually shared), e.g. `bankadmin:alice`.
+pub fn operator() -> String {
+    let user = ["BANKADMIN_OPERATOR", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| shared::config::var(v));
+    match user {
+        Some(u) => format!("bankadmin:{u}"),
+        None => "bankadmin".into(),
+    }
+}
+
+/// Records an admin action with its outcome. The action has already
+/// happened (or failed): if the audit row cannot be written, the command
+/// fails loudly so the operator knows the trail is missing it.
+async fn audited<T>(
+    pool: &PgPool,
+    action: &str,
+    target: String,
+    detail: serde_json::Value,
+    result: anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut record =
+        ledger::audit::Record::new(action, if result.is_ok() { "ok" } else { "error" })
+            .actor(operator())
+            .role("admin")
+            .target(target)
+            .detail(detail);
+    if let Err(e) = &result
+        && let serde_json::Value::Object(map) = &mut record.detail
+    {
+        map.insert("error".into(), format!("{e:#}").into());
+    }
+    ledger::audit::append(pool, &[record])
+        .await
+        .context("write the audit record")?;
+    result
+}
+
 /// Creates a user (or keeps the existing one) and returns its id.
 pub async fn create_user(
     pool: &PgPool,
@@ -67,14 +107,39 @@ pub async fn create_user(
     password: &str,
     role: &str,
 ) -> anyhow::Result<Uuid> {
-    if shared::auth::Role::parse(role).is_none() {
-        anyhow::bail!("role must be customer, batch or ops, not {role:?}");
+    let result = async {
+        if shared::auth::Role::parse(role).is_none() {
+            anyhow::bail!("role must be customer, batch or ops, not {role:?}");
+        }
+        let hash = hash(password.to_owned()).await?;
+        Ok(ledger::users::ensure(pool, name, &hash, role).await?)
     }
-    let hash = hash(password.to_owned()).await?;
-    Ok(ledger::users::ensure(pool, name, &hash, role).await?)
+    .await;
+    // Never the password, nor its hash.
+    let detail = match &result {
+        Ok(id) => serde_json::json!({"role": role, "user_id": id.to_string()}),
+        Err(_) => serde_json::json!({"role": role}),
+    };
+    audited(pool, "admin.create_user", name.to_owned(), detail, result).await
 }
 
 pub async fn create_account(
+    pool: &PgPool,
+    owner: &str,
+    id: Uuid,
+    currency: &str,
+    overdraft_limit: Decimal,
+) -> anyhow::Result<Uuid> {
+    let result = create_account_unaudited(pool, owner, id, currency, overdraft_limit).await;
+    let detail = serde_json::json!({
+        "owner": owner,
+        "currency": currency,
+        "overdraft_limit": overdraft_limit.to_string(),
+    });
+    audited(pool, "admin.create_account", id.to_string(), detail, result).await
+}
+
+async fn create_account_unaudited(
     pool: &PgPool,
     owner: &str,
     id: Uuid,
@@ -93,6 +158,29 @@ pub async fn create_account(
 
 /// Moves `amount` from the funding account into `account`, once per `key`.
 pub async fn fund(pool: &PgPool, account: Uuid, amount: &str, key: &str) -> anyhow::Result<()> {
+    let result = fund_unaudited(pool, account, amount, key).await;
+    let detail = match &result {
+        Ok(outcome) => serde_json::json!({"amount": amount, "key": key, "result": outcome}),
+        Err(_) => serde_json::json!({"amount": amount, "key": key}),
+    };
+    audited(
+        pool,
+        "admin.fund",
+        account.to_string(),
+        detail,
+        result.map(|_| ()),
+    )
+    .await
+}
+
+/// What happened: `committed`, `rejected`, `duplicate` (the key was used
+/// before: nothing moved) or `key_reused`.
+async fn fund_unaudited(
+    pool: &PgPool,
+    account: Uuid,
+    amount: &str,
+    key: &str,
+) -> anyhow::Result<&'static str> {
     let row = ledger::accounts::get(pool, account)
         .await?
         .with_context(|| format!("no account {account}"))?;
@@ -101,7 +189,12 @@ pub async fn fund(pool: &PgPool, account: Uuid, amount: &str, key: &str) -> anyh
     let key = IdempotencyKey::parse(key).map_err(|e| anyhow::anyhow!("key: {e}"))?;
     let outcome = ledger::admin::fund(pool, account, currency, amount.value(), &key).await?;
     tracing::info!(%account, ?outcome, "funded");
-    Ok(())
+    Ok(match outcome {
+        ledger::apply::Outcome::Committed => "committed",
+        ledger::apply::Outcome::Rejected(_) => "rejected",
+        ledger::apply::Outcome::Duplicate => "duplicate",
+        ledger::apply::Outcome::KeyReused => "key_reused",
+    })
 }
 
 /// Loads the demo users and accounts (re-runnable: nothing is duplicated).
@@ -115,4 +208,18 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<()> {
         fund(pool, id, funds, &format!("demo-seed-{id}")).await?;
     }
     Ok(())
+}
+
+/// Walks the audit chain: `Ok` with a summary (row count and head hash, to
+/// record elsewhere) when intact, an error naming the first broken row.
+pub async fn verify_audit(pool: &PgPool) -> anyhow::Result<String> {
+    match ledger::audit::verify(pool).await? {
+        ledger::audit::Verification::Intact { rows, head } => Ok(format!(
+            "audit chain intact: {rows} rows, head {}",
+            ledger::audit::hex(&head)
+        )),
+        ledger::audit::Verification::Broken { id, reason } => {
+            anyhow::bail!("audit chain broken at row {id}: {reason}")
+        }
+    }
 }

@@ -49,6 +49,11 @@ enum Command {
     },
     /// Check the ledger's invariants and print the report.
     Check,
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Delete this deployment's database, JetStream streams (NATS_PREFIX) and
     /// Redis keys (REDIS_PREFIX). For throwaway test deployments only.
     Teardown {
@@ -56,6 +61,12 @@ enum Command {
         #[arg(long)]
         yes_delete_everything: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit non-zero naming the first broken row.
+    Verify,
 }
 
 #[tokio::main]
@@ -133,6 +144,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("invariants violated: {:?}", report.violations());
             }
             println!("all invariants hold");
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            println!("{}", admin::verify_audit(&pool).await?);
         }
     }
     Ok(())

@@ -3,7 +3,28 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ledger::LedgerError;
-use shared::problem::{FieldError, Problem};
+use shared::problem::{FieldError, PROBLEM_TYPE_BASE, Problem};
+
+/// Whose quota ran out (named in the 429's detail and in metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    /// An authenticated user's requests.
+    User,
+    /// A client address's requests (or failed logins).
+    Ip,
+    /// Failed logins for one username.
+    Username,
+}
+
+impl LimitScope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Ip => "ip",
+            Self::Username => "username",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -38,6 +59,14 @@ pub enum ApiError {
     Unsupported(String),
     #[error("{0}")]
     TooMany(String),
+    #[error("too many requests from this {}; retry in {retry_after_secs} s", if *scope == LimitScope::Ip { "address" } else { "user" })]
+    RateLimited {
+        scope: LimitScope,
+        retry_after_secs: u64,
+    },
+    /// Login throttling. The same answer whether or not the username exists.
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    LoginLocked { retry_after_secs: u64 },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("{0}")]
@@ -51,6 +80,13 @@ impl ApiError {
             message: message.into(),
             line: None,
         }])
+    }
+
+    /// Status and problem slug, for the audit trail.
+    pub fn summary(&self) -> (u16, String) {
+        let p = self.problem();
+        let slug = p.kind.strip_prefix(PROBLEM_TYPE_BASE).unwrap_or(&p.kind);
+        (p.status, slug.to_owned())
     }
 
     fn problem(&self) -> Problem {
@@ -125,6 +161,22 @@ impl ApiError {
                 detail,
             )
             .retry_after(5),
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                detail,
+            )
+            .retry_after(*retry_after_secs),
+            Self::LoginLocked { retry_after_secs } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "login-locked",
+                "Too many failed logins",
+                detail,
+            )
+            .retry_after(*retry_after_secs),
             Self::Ledger(e) if e.is_transient() => Problem::new(
                 S::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use shared::auth::Role;
+use shared::auth::{JwtKeys, Role};
 use shared::transfer::IdempotencyKey;
 use uuid::Uuid;
 
@@ -37,16 +37,16 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<SharedState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(
-            ApiError::Unauthenticated("missing Authorization: Bearer token"),
-        )?;
+impl Caller {
+    /// The caller named by a valid `Authorization: Bearer` token. Tokens are
+    /// read from that header only: never from the query string or cookies.
+    pub fn from_headers(headers: &HeaderMap, keys: &JwtKeys) -> Result<Self, ApiError> {
+        let header =
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .ok_or(ApiError::Unauthenticated(
+                    "missing Authorization: Bearer token",
+                ))?;
         let token = header
             .to_str()
             .ok()
@@ -54,14 +54,28 @@ impl FromRequestParts<SharedState> for Caller {
             .ok_or(ApiError::Unauthenticated(
                 "Authorization must be `Bearer <token>`",
             ))?;
-        let claims = state
-            .keys
+        let claims = keys
             .verify(token.trim())
             .map_err(|_| ApiError::Unauthenticated("the token is invalid or expired"))?;
         Ok(Self {
             id: claims.sub,
             role: claims.role,
         })
+    }
+}
+
+impl FromRequestParts<SharedState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        // Already verified by the guard middleware.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(*caller);
+        }
+        Self::from_headers(&parts.headers, &state.keys)
     }
 }
 
@@ -80,9 +94,14 @@ impl<T: DeserializeOwned> FromRequest<SharedState> for JsonBody<T> {
                 ));
             }
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            // Over the body limit is 413, whatever else went wrong is 400.
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(e.body_text())
+            } else {
+                ApiError::MalformedBody(e.body_text())
+            }
+        })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::MalformedBody(e.to_string()))

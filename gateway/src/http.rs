@@ -67,6 +67,7 @@ pub fn layers(api: Router, config: &Config) -> Router {
                 header::LOCATION,
                 header::RETRY_AFTER,
                 HeaderName::from_static("idempotent-replayed"),
+                HeaderName::from_static("x-request-id"),
             ])
     };
     app.layer(middleware::from_fn(record_metrics))

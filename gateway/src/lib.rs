@@ -6,13 +6,18 @@
 //! cross-cutting layers (security headers, CORS, limits, metrics).
 
 mod accounts_cache;
+mod audit;
 mod batch_input;
 pub mod config;
 pub mod error;
 mod extract;
+mod guard;
 mod http;
+mod limits;
+mod lockout;
 mod lookup;
 mod publish;
+mod redis_link;
 pub mod routes;
 mod state;
 
@@ -32,6 +37,8 @@ pub use state::{AppState, SharedState};
 /// Concurrent argon2id checks: each holds 19 MiB, so this bounds the
 /// gateway's memory under a login storm (logins then queue, ~30 ms each).
 const LOGIN_CONCURRENCY: usize = 2;
+/// Longest a shutdown waits for queued audit records to be written.
+const AUDIT_FLUSH_WAIT: Duration = Duration::from_secs(10);
 
 /// Connects to PostgreSQL and NATS (retrying until they answer) and builds
 /// the shared state.
@@ -44,7 +51,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         .retry_on_initial_connect()
         .connect(&config.nats_url)
         .await
-        .with_context(|| format!("connect to NATS at {}", config.nats_url))?;
+        .with_context(|| {
+            format!(
+                "connect to NATS at {}",
+                shared::config::redact_url(&config.nats_url)
+            )
+        })?;
     let js = jetstream::context::ContextBuilder::new()
         .timeout(config.publish_timeout)
         .max_ack_inflight(config.publish_inflight_max)
@@ -57,6 +69,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+    let (auditor, audit_writer) = audit::Auditor::start(pool.clone(), config.audit_queue_max);
     let state = Arc::new(AppState {
         pool: pool.clone(),
         nats,
@@ -71,6 +84,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         redis: redis::Client::open(config.redis_url.as_str()).ok(),
         redis_prefix: config.redis_prefix.clone(),
         batch_slots: Default::default(),
+        redis_link: redis_link::Link::new(&config.redis_url, config.redis_timeout),
+        rate_limiter: limits::RateLimiter::new(config.rate_limits.clone(), &config.redis_prefix),
+        login_guard: lockout::LoginGuard::new(config.login_lockout.clone(), &config.redis_prefix),
+        trusted_proxy_hops: config.trusted_proxy_hops,
+        audit: auditor,
+        audit_writer: std::sync::Mutex::new(Some(audit_writer)),
     });
     // Warm the account cache in the background; requests do not wait for it.
     let warming = state.clone();
@@ -108,9 +127,14 @@ pub fn router(state: SharedState, config: &Config) -> Router {
         .route("/v1/ops/transfers/{id}/timeline", get(ops::timeline))
         .route("/v1/ops/stats", get(ops::stats))
         .route("/v1/ops/transfers", get(ops::recent))
+        .route("/v1/ops/audit", get(ops::audit))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(shared::metrics::handler))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::middleware,
+        ))
         .with_state(state);
     http::layers(api, config)
 }
@@ -131,7 +155,7 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let state = connect(&config).await?;
-    let app = router(state, &config);
+    let app = router(state.clone(), &config);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let mut stop = shutdown.clone();
     axum::serve(
@@ -140,6 +164,15 @@ pub async fn serve(
     )
     .with_graceful_shutdown(async move { stop.wait().await })
     .await?;
+    // Every request has finished: flush the audit records they queued.
+    let writer = state
+        .audit_writer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(writer) = writer {
+        writer.finish(AUDIT_FLUSH_WAIT).await;
+    }
     tracing::info!("gateway stopped");
     Ok(())
 }

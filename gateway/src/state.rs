@@ -27,6 +27,15 @@ pub struct AppState {
     pub redis_prefix: String,
     /// Batch uploads in progress per user.
     pub batch_slots: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
+    /// Redis for the request-path checks below (fails open).
+    pub redis_link: crate::redis_link::Link,
+    pub rate_limiter: crate::limits::RateLimiter,
+    pub login_guard: crate::lockout::LoginGuard,
+    pub trusted_proxy_hops: usize,
+    /// Queues audit records for the background writer.
+    pub audit: crate::audit::Auditor,
+    /// The writer, taken at shutdown to flush it.
+    pub audit_writer: std::sync::Mutex<Option<crate::audit::Writer>>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod apply;
+pub mod audit;
 pub mod batches;
 mod error;
 pub mod invariants;

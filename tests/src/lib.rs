@@ -45,6 +45,12 @@ async fn listener() -> (TcpListener, SocketAddr) {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`Stack::start`], with the gateway's settings adjusted first
+    /// (tiny rate limits, short lockouts).
+    pub async fn start_with(adjust: impl FnOnce(&mut gateway::Config)) -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
             std::mem::forget(shared::telemetry::init("system-tests"));
         }
@@ -57,7 +63,7 @@ impl Stack {
         let (nl, naddr) = listener().await;
         let (pl, paddr) = listener().await;
         let ws = format!("ws://{naddr}/v1/ws");
-        let gateway = gateway::Config {
+        let mut gateway = gateway::Config {
             addr: gaddr,
             database_url: db.url.clone(),
             database_connections: 8,
@@ -73,7 +79,13 @@ impl Stack {
             publish_inflight_max: 1024,
             request_timeout: Duration::from_secs(15),
             body_limit_bytes: 64 * 1024,
+            rate_limits: gateway::config::RateLimits::default(),
+            login_lockout: gateway::config::LoginLockout::default(),
+            trusted_proxy_hops: 0,
+            redis_timeout: Duration::from_millis(250),
+            audit_queue_max: 10_000,
         };
+        adjust(&mut gateway);
         let processor = processor::Config {
             addr: paddr,
             database_url: db.url.clone(),
@@ -136,6 +148,12 @@ impl Stack {
 
     /// Stops every service and waits for them to finish.
     pub async fn stop(mut self) {
+        self.stop_services().await;
+    }
+
+    /// Stops every service gracefully, keeping the database, streams and
+    /// keys for inspection.
+    pub async fn stop_services(&mut self) {
         for (t, _) in &self.services {
             t.fire();
         }
@@ -157,6 +175,24 @@ impl Stack {
         assert_eq!(r.status(), 200, "login as {user}");
         let body: Value = r.json().await.expect("login body");
         body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// A login attempt with any password; returns status, headers and body.
+    pub async fn try_login(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/auth/login", self.api))
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, headers, r.json().await.unwrap_or(Value::Null))
     }
 
     /// POSTs a transfer; returns status, headers and body.

@@ -24,8 +24,11 @@ use shared::transfer::{batch_id, payment_id};
 use uuid::Uuid;
 
 use crate::batch_input::{self, Format, Payment};
+use ledger::audit::Record;
+
 use crate::error::ApiError;
 use crate::extract::{Caller, idempotency_key};
+use crate::guard::RequestMeta;
 use crate::publish;
 use crate::routes::transfers::{PAGE_MAX, Page};
 use crate::state::SharedState;
@@ -86,12 +89,32 @@ struct Accepted {
 pub async fn submit(
     State(state): State<SharedState>,
     caller: Caller,
+    meta: RequestMeta,
     headers: HeaderMap,
     params: Result<Query<SubmitParams>, QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let mut audit = Record::new("batch.submit", "refused")
+        .actor(caller.id.to_string())
+        .role(caller.role.as_str());
+    let result = submit_checked(&state, caller, headers, params, body, &mut audit).await;
+    state
+        .audit
+        .record(meta.stamp(crate::routes::transfers::outcome(audit, &result)));
+    result
+}
+
+async fn submit_checked(
+    state: &SharedState,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<SubmitParams>, QueryRejection>,
+    body: Body,
+    audit: &mut Record,
+) -> Result<Response, ApiError> {
     caller.require_mover()?;
     let key = idempotency_key(&headers)?;
+    audit.target = Some(batch_id(caller.id, &key).to_string());
     let Query(params) = params
         .map_err(|e| ApiError::MalformedBody(format!("bad query string: {}", e.body_text())))?;
     let atomic = match params.mode.as_deref() {
@@ -105,7 +128,7 @@ pub async fn submit(
     let format = Format::from_content_type(content_type).ok_or_else(|| {
         ApiError::Unsupported("send text/csv, application/x-ndjson or application/json".into())
     })?;
-    let _slot = take_slot(&state, caller.id)?;
+    let _slot = take_slot(state, caller.id)?;
 
     let payments = batch_input::read(body, format).await?;
     if atomic && payments.len() > ATOMIC_MAX {
@@ -114,10 +137,11 @@ pub async fn submit(
             format!("an atomic batch holds at most {ATOMIC_MAX} payments"),
         ));
     }
-    check_accounts(&state, caller, &payments).await?;
+    check_accounts(state, caller, &payments).await?;
 
     let id = batch_id(caller.id, &key);
     let mode = if atomic { "atomic" } else { "independent" };
+    audit.detail = serde_json::json!({"count": payments.len(), "mode": mode});
     let mut hash = Sha256::new();
     hash.update(mode.as_bytes());
     for p in &payments {
@@ -179,10 +203,9 @@ pub async fn submit(
                 owner: caller.id,
                 payments: commands,
             };
-            publish::atomic_batch(&state, &batch).await?;
+            publish::atomic_batch(state, &batch).await?;
         }
     } else {
-        let state = &state;
         let mut results = futures::stream::iter(commands)
             .map(|cmd| async move { publish::transfer(state, &cmd).await })
             .buffer_unordered(PUBLISH_CONCURRENCY);

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::Caller;
+use crate::routes::transfers::{PAGE_DEFAULT, PAGE_MAX, Page};
 use crate::state::SharedState;
 
 fn require_ops(caller: &Caller) -> Result<(), ApiError> {
@@ -196,4 +197,44 @@ pub async fn recent(
         }
     }
     Ok(Json(rows))
+}
+
+#[derive(Deserialize)]
+pub struct AuditParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/ops/audit?limit=&cursor=`: the audit trail, newest first, with
+/// each row's hashes (read-only; `bankadmin audit verify` checks the chain).
+pub async fn audit(
+    State(state): State<SharedState>,
+    caller: Caller,
+    query: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<Page<ledger::audit::Row>>, ApiError> {
+    require_ops(&caller)?;
+    let Query(params) = query
+        .map_err(|e| ApiError::MalformedBody(format!("bad query string: {}", e.body_text())))?;
+    let limit = match params.limit.as_deref() {
+        None => PAGE_DEFAULT,
+        Some(t) => t
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=PAGE_MAX).contains(n))
+            .ok_or_else(|| ApiError::field("limit", format!("must be 1 to {PAGE_MAX}")))?,
+    };
+    let before = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(t) => Some(
+            t.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))?,
+        ),
+    };
+    let items = ledger::audit::page(&state.pool, before, limit).await?;
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(Page { items, next_cursor }))
 }

@@ -19,8 +19,11 @@ use shared::problem::FieldError;
 use shared::transfer::{IdempotencyKey, Reference, TransferOrder, transfer_id};
 use uuid::Uuid;
 
+use ledger::audit::Record;
+
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, idempotency_key};
+use crate::guard::RequestMeta;
 use crate::publish::{self, Published};
 use crate::state::SharedState;
 
@@ -172,21 +175,67 @@ async fn known(
 pub async fn create(
     State(state): State<SharedState>,
     caller: Caller,
+    meta: RequestMeta,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<TransferBody>,
+    body: Result<JsonBody<TransferBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    let mut audit = Record::new("transfer.submit", "refused")
+        .actor(caller.id.to_string())
+        .role(caller.role.as_str());
+    let result = create_checked(&state, caller, &headers, body, &mut audit).await;
+    state.audit.record(meta.stamp(outcome(audit, &result)));
+    result
+}
+
+/// The audit record's outcome from the response: `accepted`, `replayed`,
+/// `refused` (4xx, with status and problem type) or `error` (5xx).
+pub fn outcome(mut record: Record, result: &Result<Response, ApiError>) -> Record {
+    let (outcome, problem) = match result {
+        Ok(r) if r.headers().contains_key("idempotent-replayed") => ("replayed", None),
+        Ok(_) => ("accepted", None),
+        Err(e) => {
+            let (status, slug) = e.summary();
+            let outcome = if status >= 500 { "error" } else { "refused" };
+            (outcome, Some((status, slug)))
+        }
+    };
+    record.outcome = outcome.to_owned();
+    if let (Some((status, slug)), serde_json::Value::Object(map)) = (problem, &mut record.detail) {
+        map.insert("status".into(), status.into());
+        map.insert("problem".into(), slug.into());
+    }
+    record
+}
+
+async fn create_checked(
+    state: &SharedState,
+    caller: Caller,
+    headers: &HeaderMap,
+    body: Result<JsonBody<TransferBody>, ApiError>,
+    audit: &mut Record,
 ) -> Result<Response, ApiError> {
     caller.require_mover()?;
+    let JsonBody(body) = body?;
     let mut errors = Vec::new();
-    let key = idempotency_key(&headers).map_err(|e| {
+    let key = idempotency_key(headers).map_err(|e| {
         if let ApiError::Validation(mut v) = e {
             errors.append(&mut v);
         }
     });
+    if let Ok(key) = &key {
+        audit.target = Some(transfer_id(caller.id, key).to_string());
+    }
     let order = validate(&body, &mut errors);
     let (Ok(key), Some(order)) = (key, order) else {
         return Err(ApiError::Validation(errors));
     };
-    submit(&state, caller, &key, order).await
+    audit.detail = serde_json::json!({
+        "from_account": order.from_account.to_string(),
+        "to_account": order.to_account.to_string(),
+        "amount": shared::messages::format_money(order.amount.value(), order.currency.code()),
+        "currency": order.currency.code(),
+    });
+    submit(state, caller, &key, order).await
 }
 
 async fn submit(
