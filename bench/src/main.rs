@@ -63,6 +63,10 @@ pub struct Args {
     /// Requests in flight in the closed loop.
     #[arg(long, default_value_t = 128)]
     pub concurrency: usize,
+    /// Processor replicas sharing the durable consumer (1–4); per-stage
+    /// histograms are read from the first.
+    #[arg(long, env = "BENCH_PROCESSORS", default_value_t = 1)]
+    pub processors: usize,
     /// Connections of the raw ceiling loop.
     #[arg(long, default_value_t = 4)]
     pub raw_connections: usize,
@@ -299,11 +303,15 @@ async fn run(args: Args, dep: Deployment) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let mut svcs: Vec<Service> = Vec::new();
-    for (name, addr) in [
-        ("processor", dep.processor),
-        ("notifier", dep.notifier),
-        ("gateway", dep.gateway),
-    ] {
+    let mut wanted = vec![("processor", dep.processor)];
+    for name in ["processor-2", "processor-3", "processor-4"]
+        .into_iter()
+        .take(args.processors.clamp(1, 4) - 1)
+    {
+        wanted.push((name, services::free_addr()?));
+    }
+    wanted.extend([("notifier", dep.notifier), ("gateway", dep.gateway)]);
+    for (name, addr) in wanted {
         let mut svc = services::start(&dep, name, addr).await?;
         services::wait_ready(&http, &mut svc, Duration::from_secs(30)).await?;
         svcs.push(svc);

@@ -143,6 +143,10 @@ impl Report {
                 std::env::var(k).unwrap_or_else(|_| format!("{d} (default)")),
             );
         }
+        processor_settings.insert(
+            "replicas".to_owned(),
+            args.processors.clamp(1, 4).to_string(),
+        );
         Self {
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             machine: crate::procfs::machine(),

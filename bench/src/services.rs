@@ -25,6 +25,10 @@ pub struct Deployment {
     pub processor: SocketAddr,
 }
 
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    free_port()
+}
+
 fn free_port() -> anyhow::Result<SocketAddr> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?)
@@ -113,15 +117,20 @@ pub async fn start(
 ) -> anyhow::Result<Service> {
     std::fs::create_dir_all(&dep.log_dir)?;
     let log = std::fs::File::create(dep.log_dir.join(format!("{name}.log")))?;
-    let mut cmd = Command::new(dep.bin.join(name));
-    cmd.envs(dep.env())
-        .stdin(Stdio::null())
+    // `processor-2` … are more replicas of `processor`, each on its own port.
+    let program = name.split('-').next().unwrap_or(name);
+    let mut cmd = Command::new(dep.bin.join(program));
+    cmd.envs(dep.env());
+    if program == "processor" {
+        cmd.env("PROCESSOR_ADDR", addr.to_string());
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true);
     let child = cmd
         .spawn()
-        .with_context(|| format!("start {}", dep.bin.join(name).display()))?;
+        .with_context(|| format!("start {}", dep.bin.join(program).display()))?;
     let pid = child.id().context("child pid")?;
     Ok(Service {
         name,
