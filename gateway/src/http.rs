@@ -13,7 +13,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -76,9 +75,9 @@ pub fn layers(api: Router, config: &Config) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             config.body_limit_bytes,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(middleware::from_fn_with_state(
             config.request_timeout,
+            time_limit,
         ))
         .layer(cors)
         .layer(static_header(
@@ -102,6 +101,39 @@ pub fn layers(api: Router, config: &Config) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
+}
+
+/// A batch upload streams up to 100,000 lines and waits for every publish
+/// ack: minutes, not the seconds any other request gets.
+pub const BATCH_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Every request gets `limit` (`REQUEST_TIMEOUT_MS`), except batch uploads
+/// (`BATCH_UPLOAD_TIMEOUT`); past it the client gets a 503 problem and may
+/// resend with the same Idempotency-Key.
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = if request.method() == Method::POST && request.uri().path() == "/v1/batches" {
+        BATCH_UPLOAD_TIMEOUT.max(limit)
+    } else {
+        limit
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "Request timed out",
+            format!(
+                "no answer within {} ms; retry with the same Idempotency-Key",
+                limit.as_millis()
+            ),
+        )
+        .retry_after(1)
+        .into_response(),
+    }
 }
 
 async fn not_found() -> Response {

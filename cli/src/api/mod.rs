@@ -36,8 +36,8 @@ use wire::{
 /// Time for one ordinary request (not a batch upload, which may be large).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest page the API serves.
-pub const PAGE_MAX: u32 = 200;
+/// Largest page of batch outcomes the API serves (`PAYMENTS_PAGE_MAX`).
+pub const PAGE_MAX: u32 = 1000;
 const AGENT: &str = concat!("bankctl/", env!("CARGO_PKG_VERSION"));
 
 pub struct Api {

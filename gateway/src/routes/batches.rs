@@ -30,7 +30,11 @@ use crate::error::ApiError;
 use crate::extract::{Caller, idempotency_key};
 use crate::guard::RequestMeta;
 use crate::publish;
-use crate::routes::transfers::{PAGE_MAX, Page};
+use crate::routes::transfers::Page;
+
+/// Outcomes per page: larger than other lists, since a batch job reads all
+/// of a 100,000-line batch's outcomes (each row is small, fetched by index).
+pub const PAYMENTS_PAGE_MAX: i64 = 1000;
 use crate::state::SharedState;
 
 /// Payments of an atomic batch (one message, one database transaction).
@@ -413,8 +417,8 @@ pub async fn payments(
         Some(t) => t
             .parse::<i64>()
             .ok()
-            .filter(|n| (1..=PAGE_MAX).contains(n))
-            .ok_or_else(|| ApiError::field("limit", format!("must be 1 to {PAGE_MAX}")))?,
+            .filter(|n| (1..=PAYMENTS_PAGE_MAX).contains(n))
+            .ok_or_else(|| ApiError::field("limit", format!("must be 1 to {PAYMENTS_PAGE_MAX}")))?,
     };
     let after = match params.cursor.as_deref() {
         None | Some("") => 0,
