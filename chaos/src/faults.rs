@@ -35,13 +35,13 @@ impl fmt::Display for Fault {
         f.write_str(match self {
             Fault::KillProcessor => "kill -9 a processor, restart it",
             Fault::TermProcessor => "SIGTERM a processor (graceful), restart it",
-            Fault::RestartNats => "kill -9 nats-server, restart it",
+            Fault::RestartNats => "kill -9 nats-server and the gateway, start the gateway first",
             Fault::StopPostgres => "stop PostgreSQL (immediate), start it later",
             Fault::StopRedis => "stop Redis, start it later",
             Fault::KillNotifier => "kill -9 the notifier, restart it",
             Fault::KillGateway => "kill -9 the gateway with requests in flight, restart it",
             Fault::KillProcessorDuringDbOutage => {
-                "stop PostgreSQL, kill -9 a processor meanwhile, start both"
+                "stop PostgreSQL, kill -9 and start a processor meanwhile"
             }
         })
     }
@@ -75,7 +75,16 @@ impl Bank {
                 tokio::time::sleep(restart_pause).await;
                 self.restart_processor(i).await?;
             }
-            Fault::RestartNats => self.nats.restart(outage / 2).await?,
+            Fault::RestartNats => {
+                // The gateway is restarted while NATS is down: it must retry
+                // (not exit) and become ready when NATS is back.
+                self.nats.kill().await;
+                self.gateway.kill9().await;
+                self.gateway.start()?;
+                tokio::time::sleep(outage / 2).await;
+                self.nats.resume().await?;
+                self.ready_or_note(Which::Gateway).await;
+            }
             Fault::StopPostgres => {
                 self.pg.stop("immediate").await?;
                 tokio::time::sleep(outage).await;
@@ -94,9 +103,12 @@ impl Bank {
                 // Long enough for both replicas to pull a batch they now hold.
                 tokio::time::sleep(outage / 2).await;
                 self.processors[i].kill9().await;
+                // Started while the database is still down: it must wait for
+                // it (not exit) and become ready once it is back.
+                self.processors[i].start()?;
                 tokio::time::sleep(outage / 2).await;
                 self.pg.start().await?;
-                self.restart_processor(i).await?;
+                self.ready_or_note(Which::Processor(i)).await;
             }
             Fault::KillGateway => {
                 self.gateway.kill9().await;

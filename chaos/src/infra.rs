@@ -240,10 +240,13 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.server.port)
     }
 
-    /// `kill -9`, then start again on the same store.
-    pub async fn restart(&mut self, down_for: Duration) -> anyhow::Result<()> {
+    /// `kill -9` (the store stays for the next start).
+    pub async fn kill(&mut self) {
         self.server.signal(libc::SIGKILL).await;
-        tokio::time::sleep(down_for).await;
+    }
+
+    /// Starts the killed server again on its store.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
         self.server.start().await
     }
 

@@ -63,3 +63,26 @@ async fn queued_commands_are_never_duplicated() {
         .unwrap();
     assert_eq!(nats.transfers_in_stream().await, 2);
 }
+
+/// Every service calls `ensure_streams` at start; once the streams exist it
+/// must not send updates (nats-server 2.9.10 can crash on an update racing
+/// a creation), so what the server reports must match what we set.
+#[tokio::test]
+async fn existing_streams_are_left_alone() {
+    let nats = TestNats::new().await;
+    let t = &nats.topology;
+    for wanted in [t.transfers_config(), t.results_config(), t.dead_config()] {
+        let mut stream = nats.js.get_stream(&wanted.name).await.unwrap();
+        let current = stream.info().await.unwrap().config.clone();
+        assert!(
+            shared::streams::same_settings(&current, &wanted),
+            "{}: server {current:?} vs wanted {wanted:?}",
+            wanted.name
+        );
+    }
+    // Concurrent callers (several replicas starting at once) all succeed.
+    let calls = (0..4).map(|_| t.ensure_streams(&nats.js));
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+}

@@ -146,13 +146,40 @@ impl Topology {
 
     /// Creates the streams, or brings an existing one's definition up to date
     /// (idempotent; every service may call it).
+    ///
+    /// An update is sent only when a setting we own differs: every replica
+    /// calls this at start, and nats-server 2.9.10 can crash (nil pointer in
+    /// `updateWithAdvisory`) on an update racing the stream's creation by
+    /// another process — the bank checker hit it. Newer servers do not.
     pub async fn ensure_streams(&self, js: &jetstream::Context) -> Result<(), async_nats::Error> {
         for cfg in [
             self.transfers_config(),
             self.results_config(),
             self.dead_config(),
         ] {
-            js.create_or_update_stream(cfg).await?;
+            match js.get_stream(&cfg.name).await {
+                Ok(mut existing) => {
+                    let current = existing.info().await?.config.clone();
+                    if !same_settings(&current, &cfg) {
+                        js.update_stream(cfg).await?;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        jetstream::context::GetStreamErrorKind::JetStream(_)
+                    ) =>
+                {
+                    // Not found (or another JetStream error): create; if a
+                    // concurrent caller created it first, that is fine.
+                    if let Err(e) = js.create_stream(cfg.clone()).await
+                        && js.get_stream(&cfg.name).await.is_err()
+                    {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }
@@ -167,6 +194,26 @@ impl Topology {
             let _ = js.delete_stream(name).await;
         }
     }
+}
+
+/// Whether `current` (as the server reports it, defaults filled in) has the
+/// settings `wanted` sets.
+pub fn same_settings(current: &stream::Config, wanted: &stream::Config) -> bool {
+    let mut a = current.subjects.clone();
+    let mut b = wanted.subjects.clone();
+    a.sort();
+    b.sort();
+    a == b
+        && current.retention == wanted.retention
+        && current.storage == wanted.storage
+        && current.discard == wanted.discard
+        && (wanted.max_messages <= 0 || current.max_messages == wanted.max_messages)
+        && (wanted.max_bytes <= 0 || current.max_bytes == wanted.max_bytes)
+        && (wanted.max_age.is_zero() || current.max_age == wanted.max_age)
+        && (wanted.duplicate_window.is_zero()
+            || current.duplicate_window == wanted.duplicate_window)
+        && (wanted.max_message_size == 0 || current.max_message_size == wanted.max_message_size)
+        && current.num_replicas == wanted.num_replicas
 }
 
 /// Settings of the processor's durable pull consumer.
