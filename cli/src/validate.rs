@@ -27,7 +27,7 @@ pub const BYTES_MAX: u64 = 32 * 1024 * 1024;
 pub const ATOMIC_MAX: u64 = 1_000;
 /// Errors listed before giving up on a file (the gateway lists 20 too).
 pub const ERRORS_MAX: usize = 20;
-pub const CSV_HEADER: &str = "from_account,to_account,amount,currency,reference";
+pub use shared::batch_file::{CSV_HEADER, csv_fields};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -262,45 +262,6 @@ impl Validator {
             },
         }
     }
-}
-
-/// Splits one CSV record: commas, `"…"` quoting with `""` escapes (the
-/// gateway's reader, so both agree on every record).
-pub fn csv_fields(line: &str) -> Result<Vec<String>, &'static str> {
-    let mut fields = Vec::with_capacity(5);
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', false) if field.is_empty() && !was_quoted => {
-                quoted = true;
-                was_quoted = true;
-            }
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            ('"', true) => quoted = false,
-            ('"', false) => return Err("stray quote in an unquoted field"),
-            (',', false) => {
-                fields.push(std::mem::take(&mut field));
-                was_quoted = false;
-            }
-            (c, _) => {
-                if was_quoted && !quoted {
-                    return Err("text after a closing quote");
-                }
-                field.push(c);
-            }
-        }
-    }
-    if quoted {
-        return Err("unterminated quote");
-    }
-    fields.push(field);
-    Ok(fields)
 }
 
 /// Quotes a CSV field when it needs it.

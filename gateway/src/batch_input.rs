@@ -17,7 +17,7 @@ pub const BODY_MAX: usize = 32 * 1024 * 1024;
 /// Errors reported before giving up on a file.
 pub const ERRORS_MAX: usize = 20;
 /// The CSV header (the `reference` column may be left out).
-pub const CSV_HEADER: &str = "from_account,to_account,amount,currency,reference";
+pub use shared::batch_file::{CSV_HEADER, csv_fields};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -55,44 +55,6 @@ fn line_error(line: u64, field: &str, message: impl Into<String>) -> FieldError 
         message: message.into(),
         line: Some(line),
     }
-}
-
-/// Splits one CSV record: commas, with `"…"` quoting and `""` escapes.
-pub fn csv_fields(line: &str) -> Result<Vec<String>, &'static str> {
-    let mut fields = Vec::with_capacity(5);
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', false) if field.is_empty() && !was_quoted => {
-                quoted = true;
-                was_quoted = true;
-            }
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            ('"', true) => quoted = false,
-            ('"', false) => return Err("stray quote in an unquoted field"),
-            (',', false) => {
-                fields.push(std::mem::take(&mut field));
-                was_quoted = false;
-            }
-            (c, _) => {
-                if was_quoted && !quoted {
-                    return Err("text after a closing quote");
-                }
-                field.push(c);
-            }
-        }
-    }
-    if quoted {
-        return Err("unterminated quote");
-    }
-    fields.push(field);
-    Ok(fields)
 }
 
 struct Reader {
@@ -272,18 +234,6 @@ pub async fn read(body: Body, format: Format) -> Result<Vec<Payment>, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_records() {
-        assert_eq!(csv_fields("a,b,,d").unwrap(), vec!["a", "b", "", "d"]);
-        assert_eq!(
-            csv_fields(r#"a,"b, c","say ""hi""""#).unwrap(),
-            vec!["a", "b, c", r#"say "hi""#]
-        );
-        assert!(csv_fields(r#"a,"b"#).is_err());
-        assert!(csv_fields(r#"a,b"c"#).is_err());
-        assert!(csv_fields(r#"a,"b"c"#).is_err());
-    }
 
     #[test]
     fn formats() {

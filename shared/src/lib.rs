@@ -3,6 +3,7 @@
 //! reading configuration and declaring the JetStream topology.
 
 pub mod auth;
+pub mod batch_file;
 pub mod config;
 pub mod health;
 pub mod messages;

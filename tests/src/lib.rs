@@ -352,6 +352,40 @@ pub mod procs {
     }
 
     impl Env {
+        /// What every service of one test needs: its database, stream and
+        /// Redis key prefixes, the test JWT secret and the three addresses.
+        pub fn for_test(
+            db: &testkit::TestDb,
+            nats: &testkit::TestNats,
+            redis: &testkit::TestRedis,
+            [gateway, notifier, processor]: [SocketAddr; 3],
+        ) -> Self {
+            let vars = [
+                ("DATABASE_URL", db.url.clone()),
+                ("NATS_URL", testkit::nats_url()),
+                ("NATS_PREFIX", nats.prefix.clone()),
+                ("REDIS_URL", testkit::redis_url()),
+                ("REDIS_PREFIX", redis.prefix.clone()),
+                ("JWT_SECRET", super::JWT_SECRET.to_owned()),
+                ("GATEWAY_ADDR", gateway.to_string()),
+                ("NOTIFIER_ADDR", notifier.to_string()),
+                ("PROCESSOR_ADDR", processor.to_string()),
+                ("PUBLIC_WS_URL", format!("ws://{notifier}/v1/ws")),
+                ("WEB_DIR", "/nonexistent".to_owned()),
+                ("RUST_LOG", "warn".to_owned()),
+            ];
+            Self {
+                vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            }
+        }
+
+        /// Adds (or overrides) one variable.
+        pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+            self.vars.retain(|(k, _)| k != name);
+            self.vars.push((name.to_owned(), value.into()));
+            self
+        }
+
         pub fn spawn(&self, name: &str) -> Child {
             Command::new(binary(name))
                 .envs(self.vars.iter().map(|(k, v)| (k, v)))

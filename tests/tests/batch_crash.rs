@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use system_tests::BOB_EUR;
 use system_tests::procs::{Env, Services, free_addr, wait_ready};
-use system_tests::{BOB_EUR, JWT_SECRET};
 use testkit::{TestDb, TestNats, TestRedis};
 
 const BATCH_EUR: &str = "ba7c0000-0000-4000-8000-000000000001";
@@ -24,21 +24,7 @@ async fn resubmitting_after_killing_client_and_gateway_applies_each_line_once() 
     let nats = TestNats::new().await;
     let redis = TestRedis::new();
     let (gateway, notifier, processor) = (free_addr(), free_addr(), free_addr());
-    let env = Env {
-        vars: vec![
-            ("DATABASE_URL".into(), db.url.clone()),
-            ("NATS_PREFIX".into(), nats.prefix.clone()),
-            ("NATS_URL".into(), testkit::nats_url()),
-            ("REDIS_URL".into(), testkit::redis_url()),
-            ("REDIS_PREFIX".into(), redis.prefix.clone()),
-            ("JWT_SECRET".into(), JWT_SECRET.into()),
-            ("GATEWAY_ADDR".into(), gateway.to_string()),
-            ("NOTIFIER_ADDR".into(), notifier.to_string()),
-            ("PROCESSOR_ADDR".into(), processor.to_string()),
-            ("WEB_DIR".into(), "/nonexistent".into()),
-            ("RUST_LOG".into(), "warn".into()),
-        ],
-    };
+    let env = Env::for_test(&db, &nats, &redis, [gateway, notifier, processor]);
     let http = reqwest::Client::new();
     let api = format!("http://{gateway}");
     let mut services = Services(vec![env.spawn("processor"), env.spawn("gateway")]);

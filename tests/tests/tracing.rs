@@ -12,7 +12,7 @@ use axum::routing::post;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use system_tests::procs::{Env, Services, free_addr, wait_ready};
-use system_tests::{ALICE_EUR, BOB_EUR, JWT_SECRET};
+use system_tests::{ALICE_EUR, BOB_EUR};
 use testkit::{TestDb, TestNats, TestRedis};
 
 #[derive(Debug, Clone)]
@@ -108,25 +108,10 @@ async fn one_transfer_is_one_trace_across_every_service_even_when_redelivered() 
     let redis = TestRedis::new();
     let (otlp, spans) = collector().await;
     let (gateway, notifier, processor) = (free_addr(), free_addr(), free_addr());
-    let env = Env {
-        vars: vec![
-            ("DATABASE_URL".into(), db.url.clone()),
-            ("NATS_URL".into(), testkit::nats_url()),
-            ("NATS_PREFIX".into(), nats.prefix.clone()),
-            ("REDIS_URL".into(), testkit::redis_url()),
-            ("REDIS_PREFIX".into(), redis.prefix.clone()),
-            ("JWT_SECRET".into(), JWT_SECRET.into()),
-            ("GATEWAY_ADDR".into(), gateway.to_string()),
-            ("NOTIFIER_ADDR".into(), notifier.to_string()),
-            ("PROCESSOR_ADDR".into(), processor.to_string()),
-            ("PUBLIC_WS_URL".into(), format!("ws://{notifier}/v1/ws")),
-            ("WEB_DIR".into(), "/nonexistent".into()),
-            ("RUST_LOG".into(), "warn".into()),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), otlp.clone()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/json".into()),
-            ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
-        ],
-    };
+    let env = Env::for_test(&db, &nats, &redis, [gateway, notifier, processor])
+        .with("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone())
+        .with("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .with("OTEL_BSP_SCHEDULE_DELAY", "100");
     let http = reqwest::Client::new();
     let api = format!("http://{gateway}");
     let mut services = Services(vec![env.spawn("gateway"), env.spawn("notifier")]);
