@@ -7,14 +7,15 @@ export CARGO_TERM_COLOR ?= always
 BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE := $(CARGO_TARGET_DIR)/release
 
-.PHONY: help dev test services bins build web lint fmt test-rust test-web e2e chaos chaos-short bench bench-quick clean \
+.PHONY: help dev test services bins build web lint fmt test-rust test-web e2e fuzz fuzz-short chaos chaos-short bench bench-quick clean \
 	deploy-check setup deploy-dev deploy-prod status logs monitor security-scan backup restore
 
 help:
 	@echo "make dev     - start PostgreSQL/Redis/NATS if needed, build, migrate, seed, run everything"
-	@echo "make test    - every test (lint, Rust unit+integration, web unit, browser e2e, short chaos)"
+	@echo "make test    - every test (lint, Rust unit+integration, web unit, browser e2e, short fuzz, short chaos)"
 	@echo "make bench   - throughput benchmarks (release build)"
 	@echo "make chaos   - the full bank checker with faults (minutes)"
+	@echo "make fuzz    - schemathesis against /openapi.json, 500 cases per operation"
 
 services:
 	@scripts/services.sh
@@ -45,6 +46,14 @@ test-web:
 e2e: services bins web
 	@BIN=$(BIN) scripts/e2e.sh
 
+# schemathesis (from PyPI, into .dev/fuzz-venv) against the gateway's own
+# /openapi.json on a private stack: no 5xx, every response as documented.
+fuzz-short: services bins
+	@BIN=$(BIN) FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-25} scripts/fuzz.sh
+
+fuzz: services bins
+	@BIN=$(BIN) FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} scripts/fuzz.sh
+
 chaos-short: services bins
 	@if [ -x $(BIN)/chaos ]; then $(BIN)/chaos --short; else echo "chaos checker not built"; exit 1; fi
 
@@ -65,7 +74,7 @@ deploy-check:
 	deploy/scripts/lint-deploy.sh
 	deploy/scripts/test-backup-restore.sh
 
-test: services lint test-rust test-web e2e chaos-short bench-quick deploy-check
+test: services lint test-rust test-web e2e fuzz-short chaos-short bench-quick deploy-check
 	@echo "make test: all green"
 
 clean:

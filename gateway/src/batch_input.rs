@@ -160,6 +160,14 @@ impl Reader {
     }
 }
 
+/// A batch as one JSON document (`application/json`); a payment's line
+/// is its index + 1.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct JsonBatch {
+    #[schema(min_items = 1, max_items = 100000)]
+    pub payments: Vec<TransferBody>,
+}
+
 /// Reads and validates the whole upload. Any invalid line refuses the batch.
 pub async fn read(body: Body, format: Format) -> Result<Vec<Payment>, ApiError> {
     let mut reader = Reader {
@@ -197,11 +205,7 @@ pub async fn read(body: Body, format: Format) -> Result<Vec<Payment>, ApiError> 
     }
     match format {
         Format::Json => {
-            #[derive(serde::Deserialize)]
-            struct Doc {
-                payments: Vec<TransferBody>,
-            }
-            let doc: Doc = serde_json::from_slice(&pending).map_err(|e| {
+            let doc: JsonBatch = serde_json::from_slice(&pending).map_err(|e| {
                 ApiError::MalformedBody(format!("expected {{\"payments\": [...]}}: {e}"))
             })?;
             for (i, body) in doc.payments.iter().enumerate() {

@@ -44,7 +44,13 @@ pub struct Config {
     /// Audit records waiting for the background writer; beyond it records
     /// are dropped (counted), never waited for on the request path.
     pub audit_queue_max: usize,
+    /// How long a login's refresh tokens stay valid (`REFRESH_TOKEN_TTL_SECS`).
+    /// Rotation does not extend it: past it the user enters the password again.
+    pub refresh_ttl: Duration,
 }
+
+/// A working day: a session outlives many access tokens, not the day.
+pub const REFRESH_TTL_DEFAULT: Duration = Duration::from_secs(8 * 60 * 60);
 
 /// Fixed-window request quotas, shared by every gateway replica through
 /// Redis. `0` switches a quota off.
@@ -157,6 +163,10 @@ impl Config {
             trusted_proxy_hops: config::parse("TRUSTED_PROXY_HOPS", 0)?,
             redis_timeout: config::millis("GATEWAY_REDIS_TIMEOUT_MS", 250)?,
             audit_queue_max: config::parse("AUDIT_QUEUE_MAX", 100_000)?,
+            refresh_ttl: Duration::from_secs(config::parse(
+                "REFRESH_TOKEN_TTL_SECS",
+                REFRESH_TTL_DEFAULT.as_secs(),
+            )?),
         })
     }
 }

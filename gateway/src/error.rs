@@ -36,6 +36,10 @@ pub enum ApiError {
     Unauthenticated(&'static str),
     #[error("unknown user or wrong password")]
     InvalidCredentials,
+    /// Unknown, expired, revoked or already used: one answer for all, so a
+    /// caller learns nothing about other people's tokens.
+    #[error("the refresh token is invalid, expired or revoked; log in again")]
+    InvalidRefreshToken,
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -108,6 +112,7 @@ impl ApiError {
             ),
             Self::Unauthenticated(_) => Problem::unauthorized(detail),
             Self::InvalidCredentials => Problem::unauthorized(detail),
+            Self::InvalidRefreshToken => Problem::unauthorized(detail),
             Self::Forbidden(_) => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", detail),
             Self::NotFound(_) => Problem::new(S::NOT_FOUND, "not-found", "Not found", detail),
             Self::Unprocessable {

@@ -79,6 +79,23 @@ impl FromRequestParts<SharedState> for Caller {
     }
 }
 
+/// The `{id}` segment of a path, as text (handlers decide what an unknown
+/// id means). A segment axum cannot decode (invalid UTF-8 once
+/// percent-decoded) names nothing that exists: `404` like any unknown id,
+/// as problem+json (axum's own rejection would be a plain-text `400`).
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| Self(id))
+            .map_err(|e| ApiError::NotFound(format!("no such resource: {}", e.body_text())))
+    }
+}
+
 /// A JSON body; any parse failure is a 400 problem naming what was wrong.
 pub struct JsonBody<T>(pub T);
 

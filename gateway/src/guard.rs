@@ -19,7 +19,8 @@ use crate::state::SharedState;
 
 /// Longest client-supplied `X-Request-Id` kept (else a new one is made).
 const REQUEST_ID_LEN_MAX: usize = 128;
-const UNMETERED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Paths never counted against a quota (so never `429`).
+pub const UNMETERED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Where a request came from, for the audit trail.
 #[derive(Debug, Clone)]

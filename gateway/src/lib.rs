@@ -16,6 +16,7 @@ mod http;
 mod limits;
 mod lockout;
 mod lookup;
+pub mod openapi;
 mod publish;
 mod redis_link;
 pub mod routes;
@@ -27,7 +28,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
 use shared::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -90,6 +93,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         trusted_proxy_hops: config.trusted_proxy_hops,
         audit: auditor,
         audit_writer: std::sync::Mutex::new(Some(audit_writer)),
+        refresh_ttl: config.refresh_ttl,
     });
     // Warm the account cache in the background; requests do not wait for it.
     let warming = state.clone();
@@ -102,35 +106,86 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
     Ok(state)
 }
 
+/// One operation of the API.
+struct ApiRoute {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<SharedState>,
+}
+
+/// `handler` for `method` (GET or POST, the only ones this API uses) on `path`.
+fn route<H, T>(post: bool, path: &'static str, handler: H) -> ApiRoute
+where
+    H: Handler<T, SharedState>,
+    T: 'static,
+{
+    let (method, filter) = if post {
+        (Method::POST, MethodFilter::POST)
+    } else {
+        (Method::GET, MethodFilter::GET)
+    };
+    ApiRoute {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+const GET: bool = false;
+const POST: bool = true;
+
+/// Every operation of the API. The router is built from this table, and the
+/// OpenAPI document is tested against it, so neither can drift.
+fn api_routes() -> Vec<ApiRoute> {
+    use routes::{accounts, auth, batches, ops, system, transfers};
+    let mut upload = route(POST, "/v1/batches", batches::submit);
+    // Uploads stream up to 32 MiB; every other body is bounded by the
+    // global limit (see `http::layers`).
+    upload.handler = upload
+        .handler
+        .layer(axum::extract::DefaultBodyLimit::max(batch_input::BODY_MAX));
+    vec![
+        route(POST, "/v1/auth/login", auth::login),
+        route(POST, "/v1/auth/refresh", auth::refresh),
+        route(POST, "/v1/auth/logout", auth::logout),
+        route(GET, "/v1/me", auth::me),
+        route(GET, "/v1/config", system::config),
+        route(GET, "/v1/accounts", accounts::list),
+        route(GET, "/v1/accounts/{id}", accounts::get),
+        route(GET, "/v1/accounts/{id}/entries", accounts::entries),
+        route(POST, "/v1/transfers", transfers::create),
+        route(GET, "/v1/transfers", transfers::list),
+        route(GET, "/v1/transfers/{id}", transfers::get),
+        upload,
+        route(GET, "/v1/batches/{id}", batches::get),
+        route(GET, "/v1/batches/{id}/payments", batches::payments),
+        route(GET, "/v1/ops/transfers/{id}/timeline", ops::timeline),
+        route(GET, "/v1/ops/stats", ops::stats),
+        route(GET, "/v1/ops/transfers", ops::recent),
+        route(GET, "/v1/ops/audit", ops::audit),
+        route(GET, "/healthz", system::healthz),
+        route(GET, "/readyz", system::readyz),
+        route(GET, "/metrics", system::metrics),
+        route(GET, "/openapi.json", system::openapi),
+    ]
+}
+
+/// (method, path template) of every operation the router serves.
+pub fn operations() -> Vec<(Method, &'static str)> {
+    api_routes()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect()
+}
+
 /// Every route, with the layers of [`http`].
 pub fn router(state: SharedState, config: &Config) -> Router {
-    use routes::{accounts, auth, batches, ops, system, transfers};
-    let api = Router::new()
-        .route("/v1/auth/login", post(auth::login))
-        .route("/v1/me", get(auth::me))
-        .route("/v1/config", get(system::config))
-        .route("/v1/accounts", get(accounts::list))
-        .route("/v1/accounts/{id}", get(accounts::get))
-        .route("/v1/accounts/{id}/entries", get(accounts::entries))
-        .route(
-            "/v1/transfers",
-            post(transfers::create).get(transfers::list),
-        )
-        .route("/v1/transfers/{id}", get(transfers::get))
-        .route(
-            "/v1/batches",
-            post(batches::submit)
-                .layer(axum::extract::DefaultBodyLimit::max(batch_input::BODY_MAX)),
-        )
-        .route("/v1/batches/{id}", get(batches::get))
-        .route("/v1/batches/{id}/payments", get(batches::payments))
-        .route("/v1/ops/transfers/{id}/timeline", get(ops::timeline))
-        .route("/v1/ops/stats", get(ops::stats))
-        .route("/v1/ops/transfers", get(ops::recent))
-        .route("/v1/ops/audit", get(ops::audit))
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/metrics", get(shared::metrics::handler))
+    let mut api = Router::new();
+    for r in api_routes() {
+        // Routes on one path with different methods merge.
+        api = api.route(r.path, r.handler);
+    }
+    let api = api
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::middleware,

@@ -28,21 +28,25 @@ const TEXT_LEN_MAX: usize = 256;
 const VERIFY_PAGE: i64 = 5_000;
 
 /// One audited event, before it is chained.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Record {
     pub at: DateTime<Utc>,
     /// A user id, the username a failed login tried, or bankadmin's operator.
     pub actor: Option<String>,
     pub role: Option<String>,
-    /// `login`, `login.lockout`, `transfer.submit`, `batch.submit`, `admin.*`.
+    /// `login`, `login.lockout`, `token.refresh`, `logout`, `transfer.submit`,
+    /// `batch.submit`, `admin.*`.
     pub action: String,
     pub target: Option<String>,
-    /// `success`/`failure`/`locked` for logins; `accepted`/`replayed`/
-    /// `refused`/`error` for submissions; `ok`/`error` for admin actions.
+    /// `success`/`failure`/`locked` for logins; `success`/`unknown`/
+    /// `expired`/`revoked`/`reused`/`refused` for refreshes; `success`/
+    /// `unknown` for logouts; `accepted`/`replayed`/`refused`/`error` for
+    /// submissions; `ok`/`error` for admin actions.
     pub outcome: String,
     pub ip: Option<String>,
     pub request_id: Option<String>,
     /// Strings and integers only (see [`Record::sanitize`]).
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 
@@ -292,14 +296,18 @@ pub async fn append(pool: &PgPool, records: &[Record]) -> Result<i64, LedgerErro
 }
 
 /// A stored row, as the ops API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditRow)]
 pub struct Row {
     pub id: i64,
     #[serde(flatten)]
     pub record: Record,
+    /// SHA-256, lower-case hex.
     #[serde(serialize_with = "as_hex")]
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub prev_hash: Vec<u8>,
     #[serde(serialize_with = "as_hex")]
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub hash: Vec<u8>,
 }
 

@@ -12,6 +12,7 @@ pub mod batches;
 mod error;
 pub mod invariants;
 pub mod ops;
+pub mod refresh;
 pub mod transfers;
 pub mod users;
 

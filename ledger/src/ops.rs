@@ -68,14 +68,21 @@ pub async fn stats(pool: &PgPool, window_secs: f64) -> Result<StatsRow, LedgerEr
 }
 
 /// The most recently processed transfers of all users, with stage timings.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = RecentTransfer)]
 pub struct RecentRow {
     pub id: Uuid,
+    /// `committed` or `rejected` (the ledger stores final states only).
+    #[schema(value_type = shared::transfer::TransferStatus)]
     pub status: String,
+    #[schema(value_type = Option<shared::transfer::RejectReason>)]
     pub reason: Option<String>,
     pub from_account: Uuid,
     pub to_account: Uuid,
+    /// Decimal string with the currency's minor units.
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "12.30")]
     pub amount: String,
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
     pub created_at: DateTime<Utc>,
     pub processed_at: DateTime<Utc>,

@@ -25,7 +25,7 @@ const SECRET_LEN_MIN: usize = 32;
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 
 /// What a caller may do. Enforced by the gateway's authorization layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Moves only their own money, sees only their own data.

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::money::Currency;
@@ -87,7 +88,7 @@ impl TransferCommand {
 }
 
 /// A transfer as the API and the WebSocket show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TransferView {
     pub id: Uuid,
     pub status: TransferStatus,
@@ -96,7 +97,9 @@ pub struct TransferView {
     pub from_account: Uuid,
     pub to_account: Uuid,
     /// Decimal string with the currency's minor units, e.g. `"12.30"`.
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "12.30")]
     pub amount: String,
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
     pub reference: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -108,11 +111,15 @@ pub struct TransferView {
 }
 
 /// An account as the API and the WebSocket show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountView {
     pub id: Uuid,
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
+    /// Negative only within the overdraft limit.
+    #[schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "10000.00")]
     pub balance: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "0.00")]
     pub overdraft_limit: String,
     pub created_at: DateTime<Utc>,
     /// Increases with every balance change: a client keeps the highest, since
@@ -121,14 +128,17 @@ pub struct AccountView {
 }
 
 /// One ledger entry (a debit or a credit) as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EntryView {
     pub id: i64,
     pub transfer_id: Uuid,
     pub account_id: Uuid,
     /// Negative for a debit, positive for a credit.
+    #[schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "-12.30")]
     pub amount: String,
+    #[schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "9987.70")]
     pub balance_after: String,
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
     pub created_at: DateTime<Utc>,
 }

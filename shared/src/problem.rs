@@ -8,21 +8,28 @@ use serde::{Deserialize, Serialize};
 pub const PROBLEM_TYPE_BASE: &str = "https://bank.example/problems/";
 
 /// One invalid input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON field or header name, e.g. `amount` or `Idempotency-Key`.
     pub field: String,
     pub message: String,
     /// 1-based line of an uploaded file (batches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub line: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An RFC 9457 problem: the body of every error response
+/// (`application/problem+json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `https://bank.example/problems/<slug>`: stable, machine-readable.
     #[serde(rename = "type")]
+    #[schema(format = "uri", example = "https://bank.example/problems/validation")]
     pub kind: String,
     pub title: String,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

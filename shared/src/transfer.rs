@@ -187,7 +187,7 @@ pub fn fingerprint(
 
 /// Where a transfer is. `Pending` exists only on the wire (accepted, queued);
 /// the ledger stores final states only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferStatus {
     Pending,
@@ -216,7 +216,7 @@ impl TransferStatus {
 
 /// Why a transfer was rejected. Business outcomes, not errors: machine-readable
 /// on the wire, explained in words by [`RejectReason::describe`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     InsufficientFunds,

@@ -84,6 +84,7 @@ impl Stack {
             trusted_proxy_hops: 0,
             redis_timeout: Duration::from_millis(250),
             audit_queue_max: 10_000,
+            refresh_ttl: gateway::config::REFRESH_TTL_DEFAULT,
         };
         adjust(&mut gateway);
         let processor = processor::Config {

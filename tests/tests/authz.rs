@@ -322,6 +322,36 @@ async fn every_role_on_every_endpoint_gets_exactly_its_status() {
         [403, 403, 403, 200, 401],
     );
     m.row(
+        "refresh with an unknown refresh token",
+        M::POST,
+        |_| {
+            let body = json!({"refresh_token": "bm90LWEtcmVmcmVzaC10b2tlbi1hdC1hbGwtMDEyMzQ1Njc"});
+            (
+                "/v1/auth/refresh".into(),
+                Some(("application/json", body.to_string())),
+            )
+        },
+        [401, 401, 401, 401, 401],
+    );
+    m.row(
+        "logout (an unknown refresh token: nothing to revoke)",
+        M::POST,
+        |_| {
+            let body = json!({"refresh_token": "bm90LWEtcmVmcmVzaC10b2tlbi1hdC1hbGwtMDEyMzQ1Njc"});
+            (
+                "/v1/auth/logout".into(),
+                Some(("application/json", body.to_string())),
+            )
+        },
+        [204, 204, 204, 204, 401],
+    );
+    m.row(
+        "the OpenAPI document",
+        M::GET,
+        |_| ("/openapi.json".into(), None),
+        [200, 200, 200, 200, 200],
+    );
+    m.row(
         "healthz",
         M::GET,
         |_| ("/healthz".into(), None),

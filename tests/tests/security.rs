@@ -82,7 +82,7 @@ async fn per_user_rate_limit_trips_with_retry_after_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn per_ip_rate_limit_covers_anonymous_requests_and_logins() {
+async fn per_ip_rate_limit_covers_anonymous_requests_logins_and_refreshes() {
     let stack = Stack::start_with(|c| {
         c.rate_limits = RateLimits {
             per_user: 1_000_000,
@@ -95,6 +95,16 @@ async fn per_ip_rate_limit_covers_anonymous_requests_and_logins() {
     let (status, headers, body) = stack.try_login("alice", "alice-dev-password").await;
     assert_eq!(status, 429, "{body}");
     assert!(headers.contains_key("retry-after"));
+    // Refreshing is anonymous too: the same address quota.
+    let r = stack
+        .http
+        .post(format!("{}/v1/auth/refresh", stack.api))
+        .json(&json!({"refresh_token": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
     assert_eq!(
         stack.get("", "/readyz").await.0,
         200,

@@ -2,15 +2,28 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use shared::messages::{AccountView, EntryView};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, PathId};
+use crate::openapi::responses as r;
 use crate::routes::transfers::{Page, PageParams};
 use crate::state::SharedState;
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts",
+    operation_id = "listAccounts",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's accounts (none for ops)", body = Vec<AccountView>),
+        (status = 401, response = r::Unauthorized),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
@@ -34,18 +47,53 @@ async fn visible(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}",
+    operation_id = "getAccount",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "Account id")),
+    responses(
+        (status = 200, description = "The account (its owner or ops)", body = AccountView),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn get(
     State(state): State<SharedState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<AccountView>, ApiError> {
     Ok(Json(visible(&state, caller, &id).await?.view()))
 }
 
+/// The account's entries, newest first; `next_cursor` fetches the next page.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/entries",
+    operation_id = "listAccountEntries",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, format = Uuid, description = "Account id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of entries", body = Page<EntryView>),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn entries(
     State(state): State<SharedState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     query: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<Page<EntryView>>, ApiError> {
     let params = PageParams::from_query(query)?;

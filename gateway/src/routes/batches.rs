@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -21,14 +21,16 @@ use sha2::{Digest, Sha256};
 use shared::messages::{AtomicBatchCommand, BatchRef, SCHEMA_VERSION, TransferCommand};
 use shared::problem::FieldError;
 use shared::transfer::{batch_id, payment_id};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::batch_input::{self, Format, Payment};
 use ledger::audit::Record;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, idempotency_key};
+use crate::extract::{Caller, PathId, idempotency_key};
 use crate::guard::RequestMeta;
+use crate::openapi::responses as r;
 use crate::publish;
 use crate::routes::transfers::Page;
 
@@ -83,13 +85,67 @@ fn take_slot(state: &SharedState, user: Uuid) -> Result<Slot<'_>, ApiError> {
     Ok(Slot { state, user })
 }
 
-#[derive(Serialize)]
-struct Accepted {
+/// How a batch is applied.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchMode {
+    /// Each payment commits or is rejected on its own.
+    Independent,
+    /// All payments commit, or none does (at most 1,000).
+    Atomic,
+}
+
+/// The batch is queued: every payment is stored in JetStream.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
     id: Uuid,
+    /// Payments in the batch.
     count: usize,
+    #[schema(value_type = BatchMode)]
     mode: &'static str,
 }
 
+/// Uploads a batch of payments: CSV (header
+/// `from_account,to_account,amount,currency,reference`), NDJSON (one
+/// transfer request per line) or JSON. Read line by line as it streams in;
+/// any invalid line refuses the whole batch (`422`, line-numbered errors)
+/// and nothing is published. `202` after every payment is queued. The same
+/// Idempotency-Key with the same file names the same batch and applies
+/// nothing twice.
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    operation_id = "submitBatch",
+    tag = "batches",
+    security(("bearer" = [])),
+    params(
+        ("mode" = Option<BatchMode>, Query, description = "`independent` (default) or `atomic`"),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "The client's name for this batch: resubmitting with the same key applies nothing twice"),
+    ),
+    request_body(
+        description = "At most 100,000 payments and 32 MiB",
+        content(
+            (String = "text/csv", example = "from_account,to_account,amount,currency,reference\na11ce000-0000-4000-8000-000000000001,b0b00000-0000-4000-8000-000000000001,12.50,EUR,lunch\n"),
+            (String = "application/x-ndjson"),
+            (crate::batch_input::JsonBatch = "application/json"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Every payment is queued (or, replayed, was queued before)", body = Accepted,
+            headers(
+                ("Location" = String, description = "`/v1/batches/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this batch was submitted before"),
+            )),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 403, response = r::Forbidden),
+        (status = 413, response = r::TooLarge),
+        (status = 415, response = r::UnsupportedMediaType),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn submit(
     State(state): State<SharedState>,
     caller: Caller,
@@ -298,16 +354,22 @@ async fn check_accounts(
     }
 }
 
-#[derive(Serialize)]
+/// Amounts per currency.
+#[derive(Serialize, ToSchema)]
 pub struct Total {
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     currency: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "250.00")]
     committed: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "0.00")]
     rejected: String,
 }
 
-#[derive(Serialize)]
+/// A batch's progress and totals.
+#[derive(Serialize, ToSchema)]
 pub struct BatchView {
     id: Uuid,
+    #[schema(value_type = BatchMode)]
     mode: String,
     count: i64,
     pending: i64,
@@ -331,10 +393,24 @@ async fn visible(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    operation_id = "getBatch",
+    tag = "batches",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "Batch id")),
+    responses(
+        (status = 200, description = "The batch (its owner or ops)", body = BatchView),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn get(
     State(state): State<SharedState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<BatchView>, ApiError> {
     let batch = visible(&state, caller, &id).await?;
     let counts = ledger::batches::counts(&state.pool, batch.id).await?;
@@ -382,20 +458,26 @@ pub struct PaymentParams {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One payment's outcome. Pending ones show only line, id and status.
+#[derive(Serialize, ToSchema)]
 pub struct PaymentView {
+    #[schema(minimum = 1)]
     line: i32,
     id: Uuid,
+    #[schema(value_type = shared::transfer::TransferStatus)]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<shared::transfer::RejectReason>)]
     reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     from_account: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     to_account: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "12.50")]
     amount: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     currency: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reference: Option<String>,
@@ -403,10 +485,31 @@ pub struct PaymentView {
 
 /// Per-payment outcomes by line. Pending lines (not applied yet) show only
 /// their line and id. The cursor is the last line of the previous page.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}/payments",
+    operation_id = "listBatchPayments",
+    tag = "batches",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, format = Uuid, description = "Batch id"),
+        ("status" = Option<shared::transfer::TransferStatus>, Query, description = "Only payments in this state"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page (the last line seen)"),
+    ),
+    responses(
+        (status = 200, description = "A page of outcomes, by line", body = Page<PaymentView>),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn payments(
     State(state): State<SharedState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     query: Result<Query<PaymentParams>, QueryRejection>,
 ) -> Result<Json<Page<PaymentView>>, ApiError> {
     let batch = visible(&state, caller, &id).await?;

@@ -2,14 +2,16 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::auth::Role;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, PathId};
+use crate::openapi::responses as r;
 use crate::routes::transfers::{PAGE_DEFAULT, PAGE_MAX, Page};
 use crate::state::SharedState;
 
@@ -21,19 +23,36 @@ fn require_ops(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Serialize)]
+/// The stages of a transfer's life.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StageName {
+    Accepted,
+    Published,
+    Received,
+    Committed,
+    Rejected,
+    Notified,
+}
+
+/// One stage of a transfer and when it happened.
+#[derive(Serialize, ToSchema)]
 pub struct Stage {
+    #[schema(value_type = StageName)]
     stage: &'static str,
     at: DateTime<Utc>,
     /// Milliseconds since the previous stage.
     ms_since_previous: Option<f64>,
 }
 
-#[derive(Serialize)]
+/// A processed transfer's way through the services.
+#[derive(Serialize, ToSchema)]
 pub struct Timeline {
     id: Uuid,
+    #[schema(value_type = shared::transfer::TransferStatus)]
     status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<shared::transfer::RejectReason>)]
     reason: Option<String>,
     /// W3C trace id: search for it in the tracing backend (Jaeger, Tempo).
     trace_id: Option<String>,
@@ -57,10 +76,25 @@ async fn relayed_at(state: &SharedState, id: Uuid) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/ops/transfers/{id}/timeline",
+    operation_id = "getTransferTimeline",
+    tag = "ops",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "Transfer id")),
+    responses(
+        (status = 200, description = "Stages and their timing; `trace_id` finds the trace", body = Timeline),
+        (status = 401, response = r::Unauthorized),
+        (status = 403, response = r::Forbidden),
+        (status = 404, response = r::NotFound),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn timeline(
     State(state): State<SharedState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Timeline>, ApiError> {
     require_ops(&caller)?;
     let id = crate::routes::transfers::parse_id(&id)?;
@@ -104,7 +138,8 @@ pub struct StatsParams {
     window_seconds: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Milliseconds.
+#[derive(Serialize, ToSchema)]
 pub struct Percentiles {
     p50: f64,
     p90: f64,
@@ -122,7 +157,21 @@ fn percentiles(v: Option<Vec<f64>>) -> Option<Percentiles> {
     }
 }
 
-#[derive(Serialize)]
+/// Milliseconds per stage (`null` when nothing was processed in the window).
+#[derive(Serialize, ToSchema)]
+pub struct Latency {
+    /// Accepted → stored by JetStream.
+    publish: Option<Percentiles>,
+    /// Stored → received by a processor.
+    queue: Option<Percentiles>,
+    /// Received → committed.
+    apply: Option<Percentiles>,
+    /// Accepted → committed.
+    end_to_end: Option<Percentiles>,
+}
+
+/// Throughput and latency over a recent window.
+#[derive(Serialize, ToSchema)]
 pub struct Stats {
     window_seconds: u32,
     transfers: i64,
@@ -132,9 +181,25 @@ pub struct Stats {
     /// Milliseconds per stage: accepted → published (JetStream ack),
     /// published → received (queue wait), received → committed (apply),
     /// and accepted → committed.
-    latency_ms: serde_json::Value,
+    latency_ms: Latency,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/ops/stats",
+    operation_id = "getStats",
+    tag = "ops",
+    security(("bearer" = [])),
+    params(("window_seconds" = Option<u32>, Query, minimum = 1, maximum = 86400, description = "The window (default 60)")),
+    responses(
+        (status = 200, description = "Throughput and p50/p90/p99 per stage", body = Stats),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 403, response = r::Forbidden),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn stats(
     State(state): State<SharedState>,
     caller: Caller,
@@ -158,12 +223,12 @@ pub async fn stats(
         committed: row.committed,
         rejected: row.rejected,
         per_second: row.transfers as f64 / f64::from(window),
-        latency_ms: serde_json::json!({
-            "publish": percentiles(row.publish_ms),
-            "queue": percentiles(row.queue_ms),
-            "apply": percentiles(row.apply_ms),
-            "end_to_end": percentiles(row.end_to_end_ms),
-        }),
+        latency_ms: Latency {
+            publish: percentiles(row.publish_ms),
+            queue: percentiles(row.queue_ms),
+            apply: percentiles(row.apply_ms),
+            end_to_end: percentiles(row.end_to_end_ms),
+        },
     }))
 }
 
@@ -173,6 +238,22 @@ pub struct RecentParams {
 }
 
 /// `GET /v1/ops/transfers?limit=`: the live flow across all users.
+#[utoipa::path(
+    get,
+    path = "/v1/ops/transfers",
+    operation_id = "listRecentTransfers",
+    tag = "ops",
+    security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "How many (default 50)")),
+    responses(
+        (status = 200, description = "The most recently processed transfers of all users, with stage timings", body = Vec<ledger::ops::RecentRow>),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 403, response = r::Forbidden),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn recent(
     State(state): State<SharedState>,
     caller: Caller,
@@ -207,6 +288,25 @@ pub struct AuditParams {
 
 /// `GET /v1/ops/audit?limit=&cursor=`: the audit trail, newest first, with
 /// each row's hashes (read-only; `bankadmin audit verify` checks the chain).
+#[utoipa::path(
+    get,
+    path = "/v1/ops/audit",
+    operation_id = "listAudit",
+    tag = "ops",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of the audit trail, newest first", body = Page<ledger::audit::Row>),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 403, response = r::Forbidden),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn audit(
     State(state): State<SharedState>,
     caller: Caller,

@@ -1,24 +1,47 @@
-//! Health, readiness, metrics and the web page's runtime configuration.
+//! Health, readiness, metrics, the OpenAPI document and the web page's
+//! runtime configuration.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
+use crate::openapi::responses as r;
 use crate::state::SharedState;
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "system",
+    responses((status = 200, description = "The process is alive", body = String, content_type = "text/plain", example = "ok"))
+)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-#[derive(Serialize)]
+/// Which dependencies answer.
+#[derive(Serialize, ToSchema)]
 pub struct Readiness {
     database: bool,
     nats: bool,
 }
 
 /// Ready when PostgreSQL answers and the NATS connection is up.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "system",
+    responses(
+        (status = 200, description = "Ready: every dependency answers", body = Readiness),
+        (status = 503, description = "Not ready (which dependency is named), or the request timed out",
+            content((Readiness = "application/json"), (shared::problem::Problem = "application/problem+json")),
+            headers(("Retry-After" = u64, description = "On a timeout: seconds to wait before retrying"))),
+    )
+)]
 pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Readiness>) {
     let database = ledger::ping(&state.pool).await;
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
@@ -30,7 +53,51 @@ pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Readi
     (status, Json(Readiness { database, nats }))
 }
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "system",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics() -> Response {
+    shared::metrics::handler().await.into_response()
+}
+
+/// What the web page needs at start (nothing secret).
+#[derive(Serialize, ToSchema)]
+pub struct PublicConfig {
+    /// The notifier's WebSocket URL; empty when it is the page's own origin's `/v1/ws`.
+    #[schema(example = "ws://127.0.0.1:8081/v1/ws")]
+    ws_url: String,
+}
+
 /// Public settings the web page needs at start (nothing secret).
-pub async fn config(State(state): State<SharedState>) -> Json<serde_json::Value> {
-    Json(json!({ "ws_url": state.public_ws_url }))
+#[utoipa::path(
+    get,
+    path = "/v1/config",
+    operation_id = "getConfig",
+    tag = "system",
+    responses((status = 200, description = "Public settings", body = PublicConfig))
+)]
+pub async fn config(State(state): State<SharedState>) -> Json<PublicConfig> {
+    Json(PublicConfig {
+        ws_url: state.public_ws_url.clone(),
+    })
+}
+
+/// This document. Public: it describes the API, it grants nothing.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "system",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this API", body = Object, content_type = "application/json"),
+        (status = 500, response = r::Internal),
+    )
+)]
+pub async fn openapi() -> Response {
+    crate::openapi::serve()
 }

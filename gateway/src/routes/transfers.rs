@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -17,24 +17,45 @@ use shared::messages::{SCHEMA_VERSION, TransferCommand, TransferView};
 use shared::money::{Amount, Currency};
 use shared::problem::FieldError;
 use shared::transfer::{IdempotencyKey, Reference, TransferOrder, transfer_id};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use ledger::audit::Record;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, idempotency_key};
+use crate::extract::{Caller, JsonBody, PathId, idempotency_key};
 use crate::guard::RequestMeta;
+use crate::openapi::responses as r;
 use crate::publish::{self, Published};
 use crate::state::SharedState;
 
 /// The wire form of a transfer request. Every field is optional here so that
-/// a missing one is reported by name, with the others, in one response.
-#[derive(Debug, Deserialize)]
+/// a missing one is reported by name, with the others, in one response; the
+/// schema says what a valid request holds.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TransferRequest, example = json!({
+    "from_account": "a11ce000-0000-4000-8000-000000000001",
+    "to_account": "b0b00000-0000-4000-8000-000000000001",
+    "amount": "12.50",
+    "currency": "EUR",
+    "reference": "lunch"
+}))]
 pub struct TransferBody {
+    /// One of the caller's accounts.
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub from_account: Option<String>,
+    /// Any existing account in the same currency, other than `from_account`.
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub to_account: Option<String>,
+    /// A positive decimal string with at most the currency's minor-unit
+    /// decimals (EUR 2, JPY 0, KWD 3), at most 1,000,000,000. Never a JSON number.
+    #[schema(required = true, value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "12.50")]
     pub amount: Option<serde_json::Value>,
+    /// An ISO 4217 code.
+    #[schema(required = true, value_type = String, pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: Option<String>,
+    /// Free text shown to both parties: at most 140 characters, no control characters.
+    #[schema(value_type = String, max_length = 140, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub reference: Option<String>,
 }
 
@@ -172,6 +193,35 @@ async fn known(
     Ok(None)
 }
 
+/// Queues a transfer. `202` only after JetStream has stored it; the same
+/// Idempotency-Key with the same body answers with the same transfer
+/// (`Idempotent-Replayed: true`), with another body `422`.
+#[utoipa::path(
+    post,
+    path = "/v1/transfers",
+    operation_id = "createTransfer",
+    tag = "transfers",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "The client's name for this transfer (1-255 visible ASCII characters): a retry with the same key moves money once"),
+    ),
+    request_body = TransferBody,
+    responses(
+        (status = 202, description = "Queued (or, replayed, its current state)", body = TransferView,
+            headers(
+                ("Location" = String, description = "`/v1/transfers/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same key"),
+            )),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 403, response = r::Forbidden),
+        (status = 409, response = r::Conflict),
+        (status = 413, response = r::TooLarge),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn create(
     State(state): State<SharedState>,
     caller: Caller,
@@ -346,10 +396,25 @@ pub fn parse_id(text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| ApiError::NotFound(format!("no transfer with id {text:?}")))
 }
 
+/// A transfer the caller sent or received (ops: any), pending ones included.
+#[utoipa::path(
+    get,
+    path = "/v1/transfers/{id}",
+    operation_id = "getTransfer",
+    tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "Transfer id")),
+    responses(
+        (status = 200, description = "The transfer", body = TransferView),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn get(
     State(state): State<SharedState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<TransferView>, ApiError> {
     let id = parse_id(&id)?;
     if let Some((row, payee)) = ledger::transfers::get(&state.pool, id).await? {
@@ -395,12 +460,33 @@ impl PageParams {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One page of a list, in the order the endpoint names.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
     pub next_cursor: Option<String>,
 }
 
+/// The caller's processed transfers, sent and received, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/transfers",
+    operation_id = "listTransfers",
+    tag = "transfers",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of transfers", body = Page<TransferView>),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
