@@ -653,3 +653,36 @@ async fn rate_limits_fail_open_while_redis_is_away_and_resume_after() {
     .await;
     stack.stop().await;
 }
+
+/// Too many or too large request headers are refused by the HTTP layer
+/// (hyper's limits: 100 headers, ~400 KiB of head) before any handler runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_request_heads_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start().await;
+    let addr = stack.api.trim_start_matches("http://").to_owned();
+    let heads = [
+        (0..200)
+            .map(|i| format!("x-filler-{i}: v\r\n"))
+            .collect::<String>(),
+        format!("x-big: {}\r\n", "a".repeat(1024 * 1024)),
+    ];
+    for head in heads {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!("GET /healthz HTTP/1.1\r\nhost: bank\r\n{head}\r\n");
+        // The server answers and closes before reading everything.
+        let _ = tcp.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        eprintln!("answer: {:?}", answer.lines().next());
+        assert!(
+            answer.is_empty()
+                || answer.starts_with("HTTP/1.1 431")
+                || answer.starts_with("HTTP/1.1 400"),
+            "expected a refusal, got {:?}",
+            answer.lines().next()
+        );
+        assert!(!answer.starts_with("HTTP/1.1 200"));
+    }
+}
