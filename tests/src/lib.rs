@@ -111,7 +111,8 @@ impl Stack {
             keys: keys(),
             queue_max: 256,
             ping_interval: Duration::from_secs(20),
-            allowed_origins: vec![],
+            // The page's origins are the WebSocket's too (as in deployment).
+            allowed_origins: gateway.cors_origins.clone(),
         };
         let mut services = Vec::new();
         let (t, s) = shutdown::channel();

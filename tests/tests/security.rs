@@ -686,3 +686,32 @@ async fn oversized_request_heads_are_refused() {
         assert!(!answer.starts_with("HTTP/1.1 200"));
     }
 }
+
+/// With an origin allowlist, a browser page from another origin cannot open
+/// a user's WebSocket (the token alone is not enough: cross-site WebSocket
+/// hijacking), while the listed origin can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn websocket_upgrades_from_unlisted_origins_are_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let stack = Stack::start_with(|g| g.cors_origins = vec!["https://bank.example".into()]).await;
+    let token = stack.login("alice").await;
+    let url = format!("{}?access_token={token}", stack.ws);
+    for (origin, allowed) in [
+        (Some("https://evil.example"), false),
+        (None, false),
+        (Some("https://bank.example"), true),
+    ] {
+        let mut request = url.as_str().into_client_request().unwrap();
+        if let Some(o) = origin {
+            request.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok(_) => assert!(allowed, "{origin:?} must be refused"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert!(!allowed, "{origin:?} must be allowed, got {}", r.status());
+                assert_eq!(r.status(), 403, "{origin:?}");
+            }
+            Err(e) => panic!("{origin:?}: {e}"),
+        }
+    }
+}
