@@ -31,13 +31,7 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VE
   "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-run=fuzz$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$run
-export NATS_PREFIX=$run REDIS_PREFIX=$run
-export GATEWAY_ADDR=127.0.0.1:${FUZZ_PORT:-18090}
-export NOTIFIER_ADDR=127.0.0.1:$(( ${FUZZ_PORT:-18090} + 1 ))
-export PROCESSOR_ADDR=127.0.0.1:$(( ${FUZZ_PORT:-18090} + 2 ))
-export LOG_DIR=.dev/$run STACK_PIDFILE=.dev/$run.pids RUST_LOG=${RUST_LOG:-warn}
+. scripts/private-stack.sh fuzz "${FUZZ_PORT:-18090}"
 export WEB_DIR=/nonexistent
 # Thousands of requests from one address and one user, and logins with
 # made-up credentials: the quotas and the lockout would otherwise answer
@@ -45,18 +39,7 @@ export WEB_DIR=/nonexistent
 export RATE_LIMIT_USER_PER_MINUTE=100000000 RATE_LIMIT_IP_PER_MINUTE=100000000
 export LOGIN_FAILURES_MAX=100000000 LOGIN_IP_FAILURES_MAX=100000000
 
-cleanup() {
-  if [ -f "$STACK_PIDFILE" ]; then
-    xargs kill -TERM <"$STACK_PIDFILE" 2>/dev/null || true
-    sleep 1; xargs kill -KILL <"$STACK_PIDFILE" 2>/dev/null || true
-    rm -f "$STACK_PIDFILE"
-  fi
-  "$BIN/bankadmin" teardown --yes-delete-everything >/dev/null || true
-  [ "${KEEP_LOGS:-}" ] || rm -rf "$LOG_DIR"
-}
-trap cleanup EXIT
-
-BIN=$BIN scripts/stack.sh --background >/dev/null
+private_stack_start
 API=http://$GATEWAY_ADDR
 
 token() {
