@@ -83,7 +83,10 @@ pub async fn drain(bank: &Bank, accepted: &[Uuid], bound: Duration) -> anyhow::R
     let mut queue_empty = false;
     let mut reported = Instant::now();
     while start.elapsed() < bound + Duration::from_secs(30) {
-        if let Ok(stream) = js.get_stream(&topology.transfers_stream).await
+        // The stream itself must be empty too: a consumer can report
+        // nothing pending while messages sit below its ack floor.
+        if let Ok(mut stream) = js.get_stream(&topology.transfers_stream).await
+            && let Ok(stored) = stream.info().await.map(|i| i.state.messages)
             && let Ok(mut consumer) = stream
                 .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
                     &topology.processor_consumer,
@@ -91,14 +94,14 @@ pub async fn drain(bank: &Bank, accepted: &[Uuid], bound: Duration) -> anyhow::R
                 .await
             && let Ok(info) = consumer.info().await
         {
-            if info.num_pending == 0 && info.num_ack_pending == 0 {
+            if stored == 0 && info.num_pending == 0 && info.num_ack_pending == 0 {
                 queue_empty = true;
                 break;
             }
             if reported.elapsed() > Duration::from_secs(5) {
                 reported = Instant::now();
                 println!(
-                    "[chaos] queue: {} pending, {} unacked, {} redelivered",
+                    "[chaos] queue: {stored} stored, {} pending, {} unacked, {} redelivered",
                     info.num_pending, info.num_ack_pending, info.num_redelivered
                 );
             }

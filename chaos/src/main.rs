@@ -192,7 +192,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     rows.insert(
         1,
         check::Row {
-            name: "queue drained: nothing pending or unacked".into(),
+            name: "queue drained: nothing stored, pending or unacked".into(),
             ok: drain.queue_empty,
             detail: format!("empty {:.1}s after the load stopped", drain.queue_secs),
         },

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod relay;
+mod watchdog;
 mod worker;
 
 use std::sync::Arc;
@@ -137,6 +138,12 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
+    tasks.spawn(watchdog::run(
+        ctx.js.clone(),
+        topology.transfers_stream.clone(),
+        config.consumer.pull_config(&topology.processor_consumer),
+        shutdown.clone(),
+    ));
     tasks.spawn(relay::run(
         results,
         config.redis_url.clone(),

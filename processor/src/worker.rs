@@ -147,16 +147,23 @@ pub async fn run(ctx: Arc<Ctx>, consumer: PullConsumer, mut shutdown: Shutdown) 
             };
             let Some(chunk) = chunk else { break };
             let mut batch = Vec::with_capacity(chunk.len());
+            let mut broken = false;
             for item in chunk {
                 match item {
                     Ok(m) => batch.push(m),
-                    // Missed heartbeats and reconnects surface here; the
-                    // stream recovers by itself.
-                    Err(e) => tracing::debug!(error = %e, "pull stream hiccup"),
+                    // Missed heartbeats, reconnects, a deleted or recreated
+                    // consumer (see watchdog.rs): start a fresh pull.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "pull stream interrupted; pulling again");
+                        broken = true;
+                    }
                 }
             }
             if !batch.is_empty() {
                 handle(&ctx, batch, &shutdown).await;
+            }
+            if broken {
+                break;
             }
         }
     }
