@@ -245,44 +245,34 @@ fn print_report(
         "\n=== bank checker, seed {seed}, {:.0}s ===",
         elapsed.as_secs_f64()
     );
-    println!("{:<44} {}", "logical requests", requests);
+    let line = |label: &str, value: &dyn std::fmt::Display| println!("{label:<44} {value}");
+    line("logical requests", &requests);
     for (k, n) in &kinds {
-        println!("{:<44} {n}", format!("  {k}"));
+        line(&format!("  {k}"), n);
     }
-    println!(
-        "{:<44} {}",
-        "HTTP requests sent",
-        c.attempts.load(Ordering::Relaxed)
-    );
-    println!(
-        "{:<44} {}",
-        "  answered 202",
-        c.accepted.load(Ordering::Relaxed)
-    );
-    println!(
-        "{:<44} {}",
+    line("HTTP requests sent", &c.attempts.load(Ordering::Relaxed));
+    line("  answered 202", &c.accepted.load(Ordering::Relaxed));
+    line(
         "  answered 4xx (definitive)",
-        c.refused.load(Ordering::Relaxed)
+        &c.refused.load(Ordering::Relaxed),
     );
     if let Ok(t) = c.transient.lock() {
         for (cause, n) in t.iter() {
-            println!("{:<44} {n}", format!("  transient, resent: {cause}"));
+            line(&format!("  transient, resent: {cause}"), n);
         }
     }
-    println!(
-        "{:<44} {}",
+    line(
         "exact retries of earlier requests",
-        c.retried_exact.load(Ordering::Relaxed)
+        &c.retried_exact.load(Ordering::Relaxed),
     );
-    println!(
-        "{:<44} {}",
+    line(
         "concurrent duplicate pairs",
-        c.concurrent_duplicates.load(Ordering::Relaxed)
+        &c.concurrent_duplicates.load(Ordering::Relaxed),
     );
     let total: u32 = injected.values().sum();
-    println!("{:<44} {total}", "faults injected");
+    line("faults injected", &total);
     for (f, n) in injected {
-        println!("{:<44} {n}", format!("  {f}"));
+        line(&format!("  {f}"), n);
     }
     println!();
     println!("{:<70} {:<6} detail", "check", "result");

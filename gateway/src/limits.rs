@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -51,10 +51,7 @@ impl RateLimiter {
     /// with `429` if either is over its quota in the current window.
     pub async fn check(&self, link: &Link, user: Option<Uuid>, ip: &str) -> Result<(), ApiError> {
         let window_ms = (self.limits.window.as_millis() as u64).max(1);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now_ms = crate::redis_link::now_ms();
         let window = now_ms / window_ms;
         let left = Duration::from_millis(window_ms - now_ms % window_ms);
         let mut counters = Vec::with_capacity(2);

@@ -28,7 +28,8 @@ pub struct Link {
     warned_at_ms: AtomicU64,
 }
 
-fn now_ms() -> u64 {
+/// Unix time in milliseconds (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -15,6 +15,7 @@
 //!
 //! Five round trips per batch, whatever its size.
 
+use crate::micros;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -589,11 +590,6 @@ pub async fn apply_atomic(
         out.outcomes.push(Outcome::Rejected(reasons[i]));
     }
     Ok(out)
-}
-
-/// Truncates to PostgreSQL's timestamp precision.
-fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! inserting transaction: concurrent writers extend the chain one after the
 //! other, ids are gap-free and the chain order is the id order.
 
+use crate::micros;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -128,10 +129,6 @@ impl Record {
         text_field(&mut out, std::str::from_utf8(&json).ok());
         out
     }
-}
-
-fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
 fn clean(text: &mut String) {

@@ -101,3 +101,9 @@ pub fn report_pool_metrics(pool: PgPool) {
         }
     });
 }
+
+/// Truncates to PostgreSQL's timestamp precision, so a value we computed
+/// equals what a later read of it returns.
+pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}

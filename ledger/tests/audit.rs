@@ -13,13 +13,6 @@ fn record(i: usize) -> Record {
         .detail(json!({"i": i, "note": "x\0y", "fraction": 0.25}))
 }
 
-async fn superuser(db: &TestDb, sql: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&db.pool)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_form_one_chain() {
     let db = TestDb::new().await;
@@ -80,64 +73,28 @@ async fn rewrites_are_refused_and_tampering_is_found() {
     );
 
     // A superuser changes row 3 behind the trigger's back.
-    superuser(
-        &db,
-        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
-    )
-    .await;
-    superuser(&db, "UPDATE audit_log SET outcome = 'forged' WHERE id = 3").await;
-    superuser(
-        &db,
-        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only",
-    )
-    .await;
+    db.tamper_with_audit("UPDATE audit_log SET outcome = 'forged' WHERE id = 3")
+        .await;
     assert!(matches!(
         audit::verify(&db.pool).await.unwrap(),
         Verification::Broken { id: 3, .. }
     ));
-    superuser(
-        &db,
-        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
-    )
-    .await;
-    superuser(&db, "UPDATE audit_log SET outcome = 'ok' WHERE id = 3").await;
-    superuser(
-        &db,
-        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only",
-    )
-    .await;
+    db.tamper_with_audit("UPDATE audit_log SET outcome = 'ok' WHERE id = 3")
+        .await;
     assert!(matches!(
         audit::verify(&db.pool).await.unwrap(),
         Verification::Intact { rows: 5, .. }
     ));
 
     // Removing a row in the middle, or the last one.
-    superuser(
-        &db,
-        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
-    )
-    .await;
-    superuser(&db, "DELETE FROM audit_log WHERE id = 5").await;
-    superuser(
-        &db,
-        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only",
-    )
-    .await;
+    db.tamper_with_audit("DELETE FROM audit_log WHERE id = 5")
+        .await;
     match audit::verify(&db.pool).await.unwrap() {
         Verification::Broken { id: 5, reason } => assert!(reason.contains("missing"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    superuser(
-        &db,
-        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
-    )
-    .await;
-    superuser(&db, "DELETE FROM audit_log WHERE id = 2").await;
-    superuser(
-        &db,
-        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only",
-    )
-    .await;
+    db.tamper_with_audit("DELETE FROM audit_log WHERE id = 2")
+        .await;
     assert!(matches!(
         audit::verify(&db.pool).await.unwrap(),
         Verification::Broken { id: 2, .. }

@@ -86,6 +86,25 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Runs `sql` against the audit trail behind its append-only trigger's
+    /// back, as a superuser could: tests use it to prove tampering is caught.
+    pub async fn tamper_with_audit(&self, sql: &str) {
+        let mut tx = self.pool.begin().await.expect("begin");
+        for statement in [
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+            sql,
+            "ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&mut *tx)
+                .await
+                .expect("tamper with the audit trail");
+        }
+        tx.commit().await.expect("commit");
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if self.keep {

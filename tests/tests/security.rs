@@ -238,13 +238,6 @@ async fn audit_rows(stack: &Stack, action: &str, n: usize) -> Vec<ledger::audit:
     .await
 }
 
-async fn superuser(stack: &Stack, sql: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&stack.db.pool)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn actions_are_audited_and_tampering_is_detected() {
     let stack = Stack::start().await;
@@ -352,21 +345,12 @@ async fn actions_are_audited_and_tampering_is_detected() {
     let summary = admin::verify_audit(&stack.db.pool).await.unwrap();
     assert!(summary.starts_with("audit chain intact"), "{summary}");
     let row = transfers[0].id;
-    superuser(
-        &stack,
-        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
-    )
-    .await;
-    superuser(
-        &stack,
-        &format!("UPDATE audit_log SET outcome = 'refused' WHERE id = {row}"),
-    )
-    .await;
-    superuser(
-        &stack,
-        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only",
-    )
-    .await;
+    stack
+        .db
+        .tamper_with_audit(&format!(
+            "UPDATE audit_log SET outcome = 'refused' WHERE id = {row}"
+        ))
+        .await;
     let err = admin::verify_audit(&stack.db.pool)
         .await
         .unwrap_err()

@@ -17,7 +17,7 @@ import {
 } from "../lib/batch";
 import { parseBatch, serverHeaderProblem, type BatchParse } from "../lib/csv";
 import { formatDate, shortId } from "../lib/format";
-import { backoffDelay } from "../lib/live";
+import { retryDelay } from "../lib/live";
 import { formatMoney } from "../lib/money";
 import type { Batch, BatchMode, BatchPayment, Page } from "../lib/types";
 import { usePoll } from "../lib/usePoll";
@@ -174,8 +174,7 @@ export function BatchPanel({ ownAccounts }: { ownAccounts?: readonly string[] })
             );
             return;
           }
-          const wait = err.retryAfter != null ? Math.min(err.retryAfter, 30) * 1000 : backoffDelay(attempt + 1);
-          await sleep(wait);
+          await sleep(retryDelay(err.retryAfter, attempt));
         }
       }
     } finally {

@@ -2,7 +2,7 @@ import { useEffect, useId, useMemo, useRef, useState, type FormEvent } from "rea
 import { api, ApiError, problemMessage } from "../lib/api";
 import { clearPending, isFinalStatus, keyFor, loadPending, type PendingSubmission } from "../lib/idempotency";
 import { formatMoney, MINOR_UNITS, normalizeAmount } from "../lib/money";
-import { backoffDelay } from "../lib/live";
+import { retryDelay } from "../lib/live";
 import type { Transfer, TransferBody } from "../lib/types";
 import type { LiveData } from "../lib/useLiveData";
 import { hasErrors, validateTransfer, type FieldErrors, type TransferDraft, type TransferField } from "../lib/validation";
@@ -117,8 +117,7 @@ export function TransferForm({ live }: { live: LiveData }) {
             );
             return;
           }
-          const wait = err.retryAfter != null ? Math.min(err.retryAfter, 30) * 1000 : backoffDelay(attempt + 1);
-          await sleep(wait);
+          await sleep(retryDelay(err.retryAfter, attempt));
         }
       }
     } finally {

@@ -23,6 +23,15 @@ export function backoffDelay(attempt: number, random: () => number = Math.random
   return Math.round(capped / 2 + (capped / 2) * r);
 }
 
+/**
+ * Delay before resending request attempt `attempt` (0-based) that failed
+ * transiently: the server's Retry-After (capped at 30 s) when it gave one,
+ * else the backoff of the next attempt.
+ */
+export function retryDelay(retryAfterSecs: number | null | undefined, attempt: number): number {
+  return retryAfterSecs != null ? Math.min(retryAfterSecs, 30) * 1000 : backoffDelay(attempt + 1);
+}
+
 export function buildWsUrl(base: string, token: string, since: string | null): string {
   const sep = base.includes("?") ? "&" : "?";
   let url = `${base}${sep}access_token=${encodeURIComponent(token)}`;
