@@ -11,9 +11,10 @@ use ledger::accounts::{self, AccountKey};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Bound on cached accounts; past it the cache starts over (a miss costs one
-/// indexed lookup, so a crude bound is enough).
-const CAPACITY: usize = 1_000_000;
+/// Bound on cached accounts (~64 bytes each, so ~16 MiB at most); past it
+/// the cache starts over (a miss costs one indexed lookup, so a crude bound
+/// is enough).
+const CAPACITY: usize = 250_000;
 
 #[derive(Default)]
 pub struct AccountCache {

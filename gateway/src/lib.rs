@@ -87,7 +87,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         redis: redis::Client::open(config.redis_url.as_str()).ok(),
         redis_prefix: config.redis_prefix.clone(),
         batch_slots: Default::default(),
-        redis_link: redis_link::Link::new(&config.redis_url, config.redis_timeout),
+        redis_link: Arc::new(redis_link::Link::new(
+            &config.redis_url,
+            config.redis_timeout,
+        )),
         rate_limiter: limits::RateLimiter::new(config.rate_limits.clone(), &config.redis_prefix),
         login_guard: lockout::LoginGuard::new(config.login_lockout.clone(), &config.redis_prefix),
         trusted_proxy_hops: config.trusted_proxy_hops,

@@ -1,11 +1,11 @@
-//! The gateway's Redis connection for request-path checks (rate limits and
-//! login lockout), which must never make the API depend on Redis.
+//! The gateway's Redis connection for the login lockout and the rate
+//! limiter's flushes, which must never make the API depend on Redis.
 //!
 //! Every call is bounded by a timeout; any failure opens a breaker for
 //! [`BREAKER_OPEN`], during which calls are not even tried: while Redis is
-//! away the checks cost nothing and requests go on unchecked (fail open),
-//! counted in `gateway_redis_fail_open_total{check}` and logged at most every
-//! [`WARN_EVERY`].
+//! away the lockout is skipped (fail open) and the rate limiter counts on
+//! its own (see `limits.rs`), counted in `gateway_redis_fail_open_total{check}`
+//! and logged at most every [`WARN_EVERY`].
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -27,8 +27,8 @@ pub struct AppState {
     pub redis_prefix: String,
     /// Batch uploads in progress per user.
     pub batch_slots: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
-    /// Redis for the request-path checks below (fails open).
-    pub redis_link: crate::redis_link::Link,
+    /// Redis for the lockout and the rate limiter's flushes (never required).
+    pub redis_link: std::sync::Arc<crate::redis_link::Link>,
     pub rate_limiter: crate::limits::RateLimiter,
     pub login_guard: crate::lockout::LoginGuard,
     pub trusted_proxy_hops: usize,

@@ -117,13 +117,14 @@ async fn per_ip_rate_limit_covers_anonymous_requests_logins_and_refreshes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn without_redis_requests_pass_unthrottled() {
+async fn without_redis_logins_fail_open_and_quotas_hold_per_replica() {
     let stack = Stack::start_with(|c| {
-        // Nothing listens there: every check fails open.
+        // Nothing listens there: the lockout fails open, the quotas are
+        // counted by this replica alone.
         c.redis_url = "redis://127.0.0.1:1".into();
         c.rate_limits = RateLimits {
-            per_user: 1,
-            per_ip: 1,
+            per_user: 4,
+            per_ip: 1_000,
             window: Duration::from_secs(60),
         };
         c.login_lockout.failures_max = 1;
@@ -133,9 +134,8 @@ async fn without_redis_requests_pass_unthrottled() {
         assert_eq!(stack.try_login("alice", "wrong").await.0, 401);
     }
     let alice = stack.login("alice").await;
-    for _ in 0..5 {
-        assert_eq!(stack.get(&alice, "/v1/me").await.0, 200);
-    }
+    let (answered, _) = until_throttled(&stack, &alice, "/v1/me").await;
+    assert_eq!(answered, 4, "exactly the quota went through");
     stack.stop().await;
 }
 
@@ -589,7 +589,7 @@ fn private_redis(port: u16) -> std::process::Child {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rate_limits_fail_open_while_redis_is_away_and_resume_after() {
+async fn rate_limits_hold_while_redis_is_away_and_are_shared_again_after() {
     let port = procs::free_addr().port();
     // Killed on drop, also when the test fails.
     let mut redis = procs::Services(vec![private_redis(port)]);
@@ -620,19 +620,40 @@ async fn rate_limits_fail_open_while_redis_is_away_and_resume_after() {
         (me(bob.clone()).await == 429).then_some(())
     })
     .await;
-    // Redis goes away: alice sends twice her quota and is never refused.
+    // Redis goes away: the replica still holds alice to her quota, from its
+    // own counts.
     for mut child in redis.0.drain(..) {
         let _ = child.kill();
         let _ = child.wait();
     }
     let alice = stack.login("alice").await;
-    for _ in 0..6 {
-        assert_eq!(me(alice.clone()).await, 200, "fail open");
+    for _ in 0..3 {
+        assert_eq!(me(alice.clone()).await, 200, "within the quota");
     }
-    // Redis is back (empty): counting resumes once the breaker lets it.
+    assert_eq!(me(alice.clone()).await, 429, "over it, Redis or not");
+    // Redis is back (empty): the counts made meanwhile reach it, so other
+    // replicas see them.
     redis.0.push(private_redis(port));
-    testkit::eventually(Duration::from_secs(15), "limits enforced again", || async {
-        (me(alice.clone()).await == 429).then_some(())
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    testkit::eventually(Duration::from_secs(15), "counts shared again", || async {
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let _ = me(alice.clone()).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*:rl:user:*")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        let mut highest = 0u64;
+        for key in keys {
+            let n: u64 = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            highest = highest.max(n);
+        }
+        // bob's counter restarted at 0 in the new Redis; alice's holds her 4+.
+        (highest >= 4).then_some(())
     })
     .await;
     stack.stop().await;
