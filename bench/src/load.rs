@@ -232,7 +232,7 @@ pub async fn login(
 }
 
 /// Tokens live 15 minutes: log in once and again only after 10. Each login
-/// is an argon2id check (~19 MiB in the gateway); logging in before every
+/// is an argon2id check (12 MiB in the gateway); logging in before every
 /// run would measure the login path's memory, not the transfer path's.
 static TOKENS: Mutex<Option<(Instant, Arc<Vec<UserAuth>>)>> = Mutex::new(None);
 

@@ -37,7 +37,7 @@ use tokio::net::TcpListener;
 pub use config::Config;
 pub use state::{AppState, SharedState};
 
-/// Concurrent argon2id checks: each holds 19 MiB, so this bounds the
+/// Concurrent argon2id checks: each holds 12 MiB, so this bounds the
 /// gateway's memory under a login storm (logins then queue, ~30 ms each).
 const LOGIN_CONCURRENCY: usize = 2;
 /// Longest a shutdown waits for queued audit records to be written.

@@ -20,7 +20,7 @@ pub struct AppState {
     pub lookups: crate::lookup::Lookups,
     pub public_ws_url: String,
     pub publish_timeout: Duration,
-    /// Concurrent password checks (each argon2id check holds ~19 MiB).
+    /// Concurrent password checks (each argon2id check holds 12 MiB).
     pub login_permits: tokio::sync::Semaphore,
     /// For the ops timeline's last stage (never on the transfer hot path).
     pub redis: Option<redis::Client>,

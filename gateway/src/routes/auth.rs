@@ -193,7 +193,7 @@ pub async fn login(
     if let Some(refused) = locked().await {
         return Err(refused);
     }
-    // argon2id takes ~19 MiB and tens of milliseconds: bounded, off the
+    // argon2id takes 12 MiB and tens of milliseconds: bounded, off the
     // async threads. Unknown users are verified against a dummy hash so both
     // failures take the same time.
     let permit = state
