@@ -134,7 +134,7 @@ impl Report {
     pub fn new(args: &Args, s: &Settings, dep: &Deployment) -> Self {
         let mut processor_settings = BTreeMap::new();
         for (k, d) in [
-            ("PROCESSOR_WORKERS", "2"),
+            ("PROCESSOR_WORKERS", "4"),
             ("PROCESSOR_BATCH_MAX", "500"),
             ("PROCESSOR_LINGER_MS", "1"),
         ] {

@@ -29,11 +29,13 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        // Two: a worker mostly waits on PostgreSQL, but every extra one splits
-        // the queue into smaller batches, and PostgreSQL's CPU per transfer
-        // grows as batches shrink (make bench on 2 cores: 4 workers, mean
-        // batch 42; 2 workers, mean batch 179 and ~6 % more throughput).
-        let workers: usize = config::parse("PROCESSOR_WORKERS", 2)?;
+        // Four. Fewer workers make bigger batches (less PostgreSQL CPU per
+        // transfer: 2 workers peaked ~15 % higher in make bench on 2 cores)
+        // but leave PostgreSQL too little concurrency to ride out a slow
+        // moment (vacuum, checkpoint): in a full run 2 workers fell behind
+        // the gateway (7,817 accepted/s, 6,116 committed/s, backlog growing)
+        // where 4 keep up. See README Performance.
+        let workers: usize = config::parse("PROCESSOR_WORKERS", 4)?;
         let batch_max: usize = config::parse("PROCESSOR_BATCH_MAX", 500)?;
         if workers == 0 || batch_max == 0 {
             return Err(ConfigError::Invalid {
