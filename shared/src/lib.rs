@@ -2,6 +2,7 @@
 //! shared by the gateway, processor and notifier. No I/O lives here except
 //! reading configuration and declaring the JetStream topology.
 
+pub mod alloc;
 pub mod auth;
 pub mod batch_file;
 pub mod config;

@@ -45,3 +45,18 @@ where
     telemetry.shutdown();
     code
 }
+
+/// Runs a service's `main` future on a multi-threaded runtime (what
+/// `#[tokio::main]` does, after [`crate::alloc::tune`] has run).
+pub fn block_on(main: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
