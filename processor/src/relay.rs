@@ -4,7 +4,11 @@
 //! One Lua script per batch, atomically per batch: numbers each user's events
 //! (`HINCRBY <p>:seq <user>`), appends them to the user's bounded replay
 //! stream (`XADD <p>:ev:<user> MAXLEN ~ N`), and publishes them on
-//! `<p>:events`. Event ids are `<epoch>.<seq>`; the epoch changes when Redis
+//! `<p>:events`. It also notes when each transfer was relayed (the ops
+//! timeline's last stage) in one hash per hour (`HSET <p>:relayed:<hour>`)
+//! that expires after [`shared::messages::RELAYED_KEEP`]: Redis holds hours
+//! of these, not one key per transfer ever made.
+//! Event ids are `<epoch>.<seq>`; the epoch changes when Redis
 //! lost its data (it keeps nothing on disk here), which tells reconnecting
 //! clients that their `since` is meaningless and they must refetch.
 //! The JetStream message is acked only after Redis took the batch, so Redis
@@ -24,12 +28,16 @@ const SCRIPT: &str = r#"
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local now = ARGV[4]
+-- This hour's hash of relay times (ops timeline) and how long it is kept:
+-- Redis holds that many hours of them, whatever the rate.
+local relayed = ARGV[5]
+local relayed_any = false
 local epoch = redis.call('GET', prefix .. ':epoch')
 if not epoch then
   epoch = ARGV[3]
   redis.call('SET', prefix .. ':epoch', epoch)
 end
-for i = 5, #ARGV, 4 do
+for i = 7, #ARGV, 4 do
   local user = ARGV[i]
   local traceparent = ARGV[i + 1]
   local transfer = ARGV[i + 2]
@@ -41,8 +49,12 @@ for i = 5, #ARGV, 4 do
              user .. ' ' .. epoch .. '.' .. seq .. ' ' .. traceparent .. ' ' .. fragment)
   if transfer ~= '-' then
     -- When the transfer reached the notifiers (the ops timeline's last stage).
-    redis.call('SET', prefix .. ':relayed:' .. transfer, now, 'EX', 604800)
+    redis.call('HSET', relayed, transfer, now)
+    relayed_any = true
   end
+end
+if relayed_any then
+  redis.call('EXPIRE', relayed, ARGV[6])
 end
 return epoch
 "#;
@@ -117,12 +129,15 @@ pub async fn run(
                     continue;
                 }
             };
+            let now = chrono::Utc::now().timestamp_micros();
             let mut invocation = script.prepare_invoke();
             invocation
                 .arg(&prefix)
                 .arg(replay_buffer)
                 .arg(format!("{:08x}", rand::rng().random::<u32>()))
-                .arg(chrono::Utc::now().timestamp_micros());
+                .arg(now)
+                .arg(shared::messages::relayed_key(&prefix, now))
+                .arg(shared::messages::RELAYED_KEEP.as_secs());
             let mut events = 0u64;
             // One span per transfer, continuing its trace into Redis.
             let mut spans = Vec::with_capacity(batch.transfers.len());

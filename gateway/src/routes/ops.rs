@@ -64,16 +64,25 @@ fn ms(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_microseconds().unwrap_or(0) as f64 / 1000.0
 }
 
-/// When the relay handed the transfer's result to the notifiers (Redis).
-async fn relayed_at(state: &SharedState, id: Uuid) -> Option<DateTime<Utc>> {
+/// When the relay handed the transfer's result to the notifiers (Redis),
+/// if still kept ([`shared::messages::RELAYED_KEEP`]). It is in the hourly
+/// hash of the hour the transfer was processed in, or of the next one.
+async fn relayed_at(
+    state: &SharedState,
+    id: Uuid,
+    processed_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let client = state.redis.as_ref()?;
     let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-    let micros: Option<i64> = redis::cmd("GET")
-        .arg(format!("{}:relayed:{id}", state.redis_prefix))
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    DateTime::from_timestamp_micros(micros?)
+    let hour = processed_at.timestamp_micros();
+    let mut pipe = redis::pipe();
+    for at in [hour, hour + 3_600_000_000] {
+        pipe.cmd("HGET")
+            .arg(shared::messages::relayed_key(&state.redis_prefix, at))
+            .arg(id.to_string());
+    }
+    let found: Vec<Option<i64>> = pipe.query_async(&mut conn).await.ok()?;
+    DateTime::from_timestamp_micros(found.into_iter().flatten().next()?)
 }
 
 #[utoipa::path(
@@ -110,7 +119,7 @@ pub async fn timeline(
     points.push(("published", row.published_at));
     points.push(("received", row.received_at));
     points.push((finished, Some(row.processed_at)));
-    points.push(("notified", relayed_at(&state, id).await));
+    points.push(("notified", relayed_at(&state, id, row.processed_at).await));
     let mut stages = Vec::new();
     let mut previous: Option<DateTime<Utc>> = None;
     for (stage, at) in points {
