@@ -1,12 +1,15 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, ApiError, problemMessage } from "./lib/api";
-import { clearToken, loadToken, onTokenChange, tokenExpiresAt } from "./lib/auth";
+import { hasSession, onTokenChange } from "./lib/auth";
+import { keepSessionFresh, signOut } from "./lib/session";
 import type { Me } from "./lib/types";
 import { Login } from "./components/Login";
 import { Shell } from "./components/Shell";
 
 export function App() {
-  const [token, setToken] = useState<string | null>(() => loadToken());
+  // Signed in, not the token itself: the token changes at every refresh and
+  // that must not reload the profile or remount the page.
+  const [signedIn, setSignedIn] = useState<boolean>(() => hasSession());
   const [me, setMe] = useState<Me | null>(null);
   const [meError, setMeError] = useState<string | null>(null);
   const [signedOutReason, setSignedOutReason] = useState<string | null>(null);
@@ -14,22 +17,18 @@ export function App() {
   useEffect(
     () =>
       onTokenChange(() => {
-        const t = loadToken();
-        setToken((prev) => {
-          if (prev && !t) setSignedOutReason("Your session ended. Please sign in again.");
-          return t;
+        const now = hasSession();
+        setSignedIn((prev) => {
+          if (prev && !now) setSignedOutReason("Your session ended. Please sign in again.");
+          return now;
         });
       }),
     [],
   );
 
-  // Sign out when the token expires, rather than on the next failing request.
-  useEffect(() => {
-    const at = token ? tokenExpiresAt() : null;
-    if (at === null) return;
-    const timer = window.setTimeout(() => clearToken(), Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
-    return () => window.clearTimeout(timer);
-  }, [token]);
+  // Refresh the access token before it expires; sign out when there is
+  // nothing left to refresh it with (or the gateway refuses).
+  useEffect(() => keepSessionFresh(), []);
 
   const loadMe = useCallback(() => {
     setMeError(null);
@@ -40,23 +39,24 @@ export function App() {
 
   useEffect(() => {
     setMe(null);
-    if (token) loadMe();
-  }, [token, loadMe]);
+    if (signedIn) loadMe();
+  }, [signedIn, loadMe]);
 
   const logout = useCallback(() => {
-    clearToken();
+    // Signed out at once; revoking the login at the gateway is best effort.
+    void signOut();
     setSignedOutReason("You are signed out.");
     setMe(null);
     if (window.location.hash) window.location.hash = "";
   }, []);
 
-  if (!token) {
+  if (!signedIn) {
     return (
       <Login
         notice={signedOutReason}
         onSignedIn={() => {
           setSignedOutReason(null);
-          setToken(loadToken());
+          setSignedIn(hasSession());
         }}
       />
     );

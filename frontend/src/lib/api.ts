@@ -1,4 +1,6 @@
-import { clearToken, loadToken, saveToken } from "./auth";
+import { clearToken, saveTokens, type TokenPair } from "./auth";
+import { ApiError, errorOf, parseRetryAfter, send } from "./http";
+import { accessToken, renewAfter401 } from "./session";
 import type {
   Account,
   Batch,
@@ -10,39 +12,12 @@ import type {
   OpsStats,
   OpsTransfer,
   Page,
-  Problem,
   Timeline,
   Transfer,
   TransferBody,
 } from "./types";
 
-/** An HTTP answer that is not a success, or no answer at all (status 0). */
-export class ApiError extends Error {
-  readonly status: number;
-  readonly problem: Problem;
-  readonly retryAfter: number | null;
-
-  constructor(status: number, problem: Problem, retryAfter: number | null = null) {
-    super(problem.detail || problem.title || `HTTP ${status}`);
-    this.name = "ApiError";
-    this.status = status;
-    this.problem = problem;
-    this.retryAfter = retryAfter;
-  }
-
-  /** True when nothing reached the server or it could not answer for sure. */
-  get retryable(): boolean {
-    return this.status === 0 || this.status === 408 || this.status === 409 ||
-      this.status === 425 || this.status === 429 || this.status >= 500;
-  }
-}
-
-export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
-  if (!value) return null;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
-}
+export { ApiError, parseRetryAfter };
 
 export function problemMessage(e: unknown): string {
   if (e instanceof ApiError) {
@@ -56,51 +31,39 @@ export function problemMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-async function readProblem(res: Response): Promise<Problem> {
-  try {
-    const text = await res.text();
-    if (!text) return { status: res.status, title: res.statusText };
-    const body = JSON.parse(text) as Problem;
-    return typeof body === "object" && body !== null ? body : { status: res.status };
-  } catch {
-    return { status: res.status, title: res.statusText || `HTTP ${res.status}` };
-  }
-}
-
 export interface RawResult<T> {
   status: number;
   body: T;
   headers: Headers;
 }
 
+/**
+ * One API call. An authenticated call uses the current access token
+ * (refreshed first when it has expired); answered 401, it renews the token
+ * once and is sent once more (bodies here are strings, so it can be); only
+ * when that fails is the session over (back to the login form).
+ */
 export async function request<T>(
   path: string,
   init: RequestInit & { auth?: boolean } = {},
 ): Promise<RawResult<T>> {
-  const headers = new Headers(init.headers);
-  headers.set("Accept", "application/json");
-  if (init.body != null && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
-  const auth = init.auth ?? true;
-  if (auth) {
-    const token = loadToken();
-    if (!token) {
-      clearToken();
-      throw new ApiError(401, { title: "Signed out", detail: "Please sign in again." });
-    }
-    headers.set("Authorization", `Bearer ${token}`);
+  const { auth = true, ...rest } = init;
+  if (!auth) return finish<T>(await send(path, rest, null));
+  const token = await accessToken();
+  let res = await send(path, rest, token);
+  if (res.status === 401) {
+    const refused = await errorOf(res);
+    const fresh = await renewAfter401(token);
+    if (!fresh) throw refused; // the session is over (cleared)
+    res = await send(path, rest, fresh);
+    // A token just issued and refused all the same: nothing more to try.
+    if (res.status === 401) clearToken();
   }
-  let res: Response;
-  try {
-    res = await fetch(path, { ...init, headers, credentials: "same-origin", cache: "no-store" });
-  } catch (e) {
-    throw new ApiError(0, { title: "Network error", detail: e instanceof Error ? e.message : String(e) });
-  }
-  if (!res.ok) {
-    const problem = await readProblem(res);
-    // Any 401 on an authenticated call: the session is over, back to login.
-    if (res.status === 401 && auth) clearToken();
-    throw new ApiError(res.status, problem, parseRetryAfter(res.headers.get("Retry-After")));
-  }
+  return finish<T>(res);
+}
+
+async function finish<T>(res: Response): Promise<RawResult<T>> {
+  if (!res.ok) throw await errorOf(res);
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : null) as T, headers: res.headers };
 }
@@ -116,12 +79,12 @@ function query(params: Record<string, string | number | null | undefined>): stri
 
 export const api = {
   async login(username: string, password: string): Promise<void> {
-    const { body } = await request<{ access_token: string; expires_in: number }>("/v1/auth/login", {
+    const { body } = await request<TokenPair>("/v1/auth/login", {
       method: "POST",
       auth: false,
       body: JSON.stringify({ username, password }),
     });
-    saveToken(body.access_token, body.expires_in ?? 3600);
+    saveTokens(body); // the access token and the refresh token that renews it
   },
   me: () => get<Me>("/v1/me"),
   config: () => get<{ ws_url?: string | null }>("/v1/config", false),

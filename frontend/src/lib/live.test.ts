@@ -213,6 +213,25 @@ describe("LiveConnection", () => {
     expect(t.timers.queue).toHaveLength(0);
   });
 
+  it("connects with the new token once a refresh brings one, and leaves an open socket alone", () => {
+    let token: string | null = null;
+    const t = setup({ token: () => token });
+    t.conn.start();
+    expect(t.sockets).toHaveLength(0); // the old token expired before the refresh came
+    token = "fresh";
+    t.conn.tokenChanged();
+    expect(t.sockets).toHaveLength(1);
+    expect(t.sockets[0].url).toContain("access_token=fresh");
+    t.sockets[0].open();
+    token = "fresher";
+    t.conn.tokenChanged();
+    expect(t.sockets).toHaveLength(1);
+    // The server closes it when its token expires: the reconnect uses the current one.
+    t.sockets[0].drop();
+    t.timers.fire();
+    expect(t.sockets[1].url).toContain("access_token=fresher");
+  });
+
   it("does not connect without a token", () => {
     const t = setup({ token: () => null });
     t.conn.start();

@@ -119,6 +119,20 @@ export class LiveConnection {
   }
 
   /**
+   * A new access token (a refresh, see session.ts). Each connect reads the
+   * current token, so an open socket needs nothing: the server closes it when
+   * its token expires and the reconnect presents the new one. But a
+   * connection left without a token (it expired before the refresh came)
+   * waits for no timer: connect now.
+   */
+  tokenChanged(): void {
+    if (this.stopped || this.socket || this.status === "connected") return;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this.connect();
+  }
+
+  /**
    * The browser went offline: a socket that looks open is likely dead and
    * would linger until TCP gives up, so drop it now; `online()` reconnects
    * with `since` and gets what was missed.

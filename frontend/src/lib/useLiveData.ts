@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError, problemMessage, resolveWsUrl } from "./api";
-import { loadToken } from "./auth";
+import { loadToken, onTokenChange } from "./auth";
 import { LiveConnection, type LiveStatus } from "./live";
 import { applyAccount, mergeAccounts, mergeTransfers, upsertTransfer } from "./store";
 import type { Account, Transfer } from "./types";
@@ -99,15 +99,16 @@ export function useLiveData(): LiveData {
       if (cancelled) return;
       conn = new LiveConnection({
         url: wsUrl,
-        token: loadToken,
+        token: loadToken, // read at every (re)connect: always the current token
         onStatus: setStatus,
         onResync: resync,
         onEvent: (e) => {
           if (e.type === "account.updated") setAccounts((cur) => applyAccount(cur ?? [], e.account));
           else setTransfers((cur) => upsertTransfer(cur ?? [], e.transfer));
         },
-        // Repeated failures before the socket opens: maybe the session expired.
-        // /v1/me answers 401 then, which signs out.
+        // Repeated failures before the socket opens: maybe the token was
+        // refused. /v1/me answers 401 then, which refreshes it (the next
+        // connect uses the new one) or, failing that, signs out.
         onConnectFailures: () => void api.me().catch(() => undefined),
         isOnline: () => navigator.onLine,
       });
@@ -128,8 +129,12 @@ export function useLiveData(): LiveData {
     };
     window.addEventListener("online", goOnline);
     window.addEventListener("offline", goOffline);
+    const offToken = onTokenChange(() => {
+      if (loadToken()) conn?.tokenChanged();
+    });
     return () => {
       cancelled = true;
+      offToken();
       window.removeEventListener("online", goOnline);
       window.removeEventListener("offline", goOffline);
       conn?.stop();
