@@ -54,8 +54,23 @@ struct Shared {
 #[derive(Default)]
 struct Counts {
     window: u64,
+    /// Bumped whenever the counters start over, so that a flush answered
+    /// afterwards leaves the new ones alone.
+    generation: u64,
     users: HashMap<Uuid, Slot>,
     ips: HashMap<String, Slot>,
+    /// The counters with unflushed counts: a flush sends these, without
+    /// walking every counter under the lock.
+    dirty: Vec<Who>,
+}
+
+impl Counts {
+    fn slot(&mut self, who: &Who) -> Option<&mut Slot> {
+        match who {
+            Who::User(u) => self.users.get_mut(u),
+            Who::Ip(ip) => self.ips.get_mut(ip.as_str()),
+        }
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -67,9 +82,11 @@ struct Slot {
 }
 
 impl Slot {
-    fn count(&mut self) -> u64 {
+    /// Counts one request: the count it makes, and whether the counter had
+    /// nothing unflushed before (it then joins the dirty list).
+    fn count(&mut self) -> (u64, bool) {
         self.unflushed += 1;
-        self.total + self.unflushed
+        (self.total + self.unflushed, self.unflushed == 1)
     }
 }
 
@@ -116,22 +133,35 @@ impl RateLimiter {
             if counts.window != window || counts.users.len() + counts.ips.len() >= TRACKED_MAX {
                 *counts = Counts {
                     window,
+                    generation: counts.generation + 1,
                     ..Counts::default()
                 };
             }
+            let Counts {
+                users, ips, dirty, ..
+            } = &mut *counts;
             let mut over = None;
             if let Some(user) = user
                 && per_user > 0
-                && counts.users.entry(user).or_default().count() > per_user
             {
-                over = Some(LimitScope::User);
+                let (count, fresh) = users.entry(user).or_default().count();
+                if fresh {
+                    dirty.push(Who::User(user));
+                }
+                if count > per_user {
+                    over = Some(LimitScope::User);
+                }
             }
             if per_ip > 0 {
-                let slot = match counts.ips.get_mut(ip) {
+                let slot = match ips.get_mut(ip) {
                     Some(slot) => slot,
-                    None => counts.ips.entry(ip.to_owned()).or_default(),
+                    None => ips.entry(ip.to_owned()).or_default(),
                 };
-                if slot.count() > per_ip && over.is_none() {
+                let (count, fresh) = slot.count();
+                if fresh {
+                    dirty.push(Who::Ip(ip.to_owned()));
+                }
+                if count > per_ip && over.is_none() {
                     over = Some(LimitScope::Ip);
                 }
             }
@@ -159,19 +189,17 @@ impl RateLimiter {
             return;
         }
         shared.flushed_at_ms.store(now, Ordering::Relaxed);
-        let (window, deltas) = {
-            let counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
-            let users = counts
-                .users
-                .iter()
-                .filter(|(_, s)| s.unflushed > 0)
-                .map(|(u, s)| (Who::User(*u), s.unflushed));
-            let ips = counts
-                .ips
-                .iter()
-                .filter(|(_, s)| s.unflushed > 0)
-                .map(|(ip, s)| (Who::Ip(ip.clone()), s.unflushed));
-            (counts.window, users.chain(ips).collect::<Vec<_>>())
+        let (window, generation, deltas) = {
+            let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let dirty = std::mem::take(&mut counts.dirty);
+            let deltas: Vec<(Who, u64)> = dirty
+                .into_iter()
+                .filter_map(|who| {
+                    let n = counts.slot(&who).map_or(0, |s| s.unflushed);
+                    (n > 0).then_some((who, n))
+                })
+                .collect();
+            (counts.window, counts.generation, deltas)
         };
         if deltas.is_empty() {
             shared.flushing.store(false, Ordering::Release);
@@ -197,19 +225,25 @@ impl RateLimiter {
                     pipe.query_async(&mut conn).await
                 })
                 .await;
-            // Failed (Redis away): the counts stay unflushed and go with the next.
-            if let Some(totals) = totals {
+            {
                 let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
-                if counts.window == window {
-                    for ((who, n), total) in deltas.iter().zip(totals) {
-                        let slot = match who {
-                            Who::User(u) => counts.users.get_mut(u),
-                            Who::Ip(ip) => counts.ips.get_mut(ip.as_str()),
-                        };
-                        if let Some(slot) = slot {
-                            slot.total = total;
-                            slot.unflushed = slot.unflushed.saturating_sub(*n);
+                if counts.generation == generation {
+                    match totals {
+                        Some(totals) => {
+                            for ((who, n), total) in deltas.into_iter().zip(totals) {
+                                let Some(slot) = counts.slot(&who) else {
+                                    continue;
+                                };
+                                slot.total = total;
+                                slot.unflushed = slot.unflushed.saturating_sub(n);
+                                // Counted while this flush was on its way.
+                                if slot.unflushed > 0 {
+                                    counts.dirty.push(who);
+                                }
+                            }
                         }
+                        // Redis away: the counts stay unflushed and go with the next.
+                        None => counts.dirty.extend(deltas.into_iter().map(|(who, _)| who)),
                     }
                 }
             }

@@ -48,6 +48,16 @@ impl Stack {
         Self::start_with(|_| {}).await
     }
 
+    /// The audit rows of `action` once there are at least `n` (the audit
+    /// trail is written off the request path, shortly after the response).
+    pub async fn audit_rows(&self, action: &str, n: usize) -> Vec<ledger::audit::Row> {
+        testkit::eventually(Duration::from_secs(10), action, || async {
+            let rows = ledger::audit::by_action(&self.db.pool, action).await.ok()?;
+            (rows.len() >= n).then_some(rows)
+        })
+        .await
+    }
+
     /// Like [`Stack::start`], with the gateway's settings adjusted first
     /// (tiny rate limits, short lockouts).
     pub async fn start_with(adjust: impl FnOnce(&mut gateway::Config)) -> Self {

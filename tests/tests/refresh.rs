@@ -58,16 +58,6 @@ fn assert_problem_401(body: &Value) {
     );
 }
 
-async fn audit_rows(stack: &Stack, action: &str, n: usize) -> Vec<ledger::audit::Row> {
-    testkit::eventually(Duration::from_secs(10), action, || async {
-        let rows = ledger::audit::by_action(&stack.db.pool, action)
-            .await
-            .ok()?;
-        (rows.len() >= n).then_some(rows)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refresh_rotates_and_reuse_revokes_the_whole_login() {
     let stack = Stack::start().await;
@@ -125,7 +115,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_login() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "refresh_token");
 
-    let refreshes = audit_rows(&stack, "token.refresh", 6).await;
+    let refreshes = stack.audit_rows("token.refresh", 6).await;
     let outcomes: Vec<&str> = refreshes
         .iter()
         .map(|r| r.record.outcome.as_str())
@@ -137,7 +127,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_login() {
         .iter()
         .find(|r| r.record.outcome == "reused")
         .unwrap();
-    let login_row = audit_rows(&stack, "login", 1).await;
+    let login_row = stack.audit_rows("login", 1).await;
     assert_eq!(
         reused.record.detail["family"], login_row[0].record.detail["family"],
         "the reuse names the login it revoked"
@@ -158,7 +148,7 @@ async fn expired_refresh_tokens_are_refused() {
     let (status, body) = refresh(&stack, &next["refresh_token"]).await;
     assert_eq!(status, 401, "past the login's lifetime: {body}");
     assert_problem_401(&body);
-    let rows = audit_rows(&stack, "token.refresh", 2).await;
+    let rows = stack.audit_rows("token.refresh", 2).await;
     assert!(rows.iter().any(|r| r.record.outcome == "expired"));
     stack.stop().await;
 }
@@ -195,7 +185,7 @@ async fn logout_revokes_the_login() {
     assert_problem_401(&problem);
     // Logging out twice is fine.
     assert_eq!(post(&stack, "/v1/auth/logout", access, body).await.0, 204);
-    let rows = audit_rows(&stack, "logout", 3).await;
+    let rows = stack.audit_rows("logout", 3).await;
     let revoked = rows
         .iter()
         .filter(|r| r.record.outcome == "success")

@@ -196,13 +196,7 @@ async fn failed_logins_lock_out_with_back_off_then_recover() {
     assert_eq!(stack.try_login("bob", "bob-dev-password").await.0, 200);
 
     // The audit trail names the attempts and the lockouts, never a password.
-    let lockouts = testkit::eventually(Duration::from_secs(10), "lockout audit rows", || async {
-        let rows = ledger::audit::by_action(&stack.db.pool, "login.lockout")
-            .await
-            .ok()?;
-        (rows.len() >= 4).then_some(rows)
-    })
-    .await;
+    let lockouts = stack.audit_rows("login.lockout", 4).await;
     assert_eq!(lockouts[0].record.actor.as_deref(), Some("alice"));
     assert_eq!(lockouts[0].record.detail["scope"], "username");
     assert!(lockouts.iter().any(|r| r.record.detail["scope"] == "ip"));
@@ -228,21 +222,11 @@ async fn failed_logins_lock_out_with_back_off_then_recover() {
     stack.stop().await;
 }
 
-async fn audit_rows(stack: &Stack, action: &str, n: usize) -> Vec<ledger::audit::Row> {
-    testkit::eventually(Duration::from_secs(10), action, || async {
-        let rows = ledger::audit::by_action(&stack.db.pool, action)
-            .await
-            .ok()?;
-        (rows.len() >= n).then_some(rows)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn actions_are_audited_and_tampering_is_detected() {
     let stack = Stack::start().await;
     // Seeding the demo data went through bankadmin's library: audited.
-    let created = audit_rows(&stack, "admin.create_user", 4).await;
+    let created = stack.audit_rows("admin.create_user", 4).await;
     assert_eq!(created[0].record.target.as_deref(), Some("alice"));
     assert_eq!(created[0].record.role.as_deref(), Some("admin"));
     assert!(
@@ -253,8 +237,8 @@ async fn actions_are_audited_and_tampering_is_detected() {
             .unwrap()
             .starts_with("bankadmin")
     );
-    audit_rows(&stack, "admin.create_account", 5).await;
-    let funded = audit_rows(&stack, "admin.fund", 5).await;
+    stack.audit_rows("admin.create_account", 5).await;
+    let funded = stack.audit_rows("admin.fund", 5).await;
     assert_eq!(funded[0].record.target.as_deref(), Some(ALICE_EUR));
     assert_eq!(funded[0].record.detail["amount"], "10000.00");
 
@@ -287,7 +271,7 @@ async fn actions_are_audited_and_tampering_is_detected() {
         .unwrap()
         .to_owned();
 
-    let logins = audit_rows(&stack, "login", 3).await;
+    let logins = stack.audit_rows("login", 3).await;
     let failed = logins
         .iter()
         .find(|r| r.record.outcome == "failure")
@@ -302,7 +286,7 @@ async fn actions_are_audited_and_tampering_is_detected() {
     assert_eq!(ok.record.detail["username"], "alice");
     assert!(ok.record.detail["jti"].is_string());
 
-    let transfers = audit_rows(&stack, "transfer.submit", 3).await;
+    let transfers = stack.audit_rows("transfer.submit", 3).await;
     let outcomes: Vec<&str> = transfers
         .iter()
         .map(|r| r.record.outcome.as_str())
@@ -316,7 +300,7 @@ async fn actions_are_audited_and_tampering_is_detected() {
     assert_eq!(transfers[2].record.detail["status"], 403);
     assert_eq!(transfers[2].record.detail["problem"], "forbidden");
 
-    let batches = audit_rows(&stack, "batch.submit", 1).await;
+    let batches = stack.audit_rows("batch.submit", 1).await;
     assert_eq!(batches[0].record.outcome, "accepted");
     assert_eq!(batches[0].record.role.as_deref(), Some("batch"));
     assert_eq!(batches[0].record.target.as_deref(), Some(batch_id.as_str()));
