@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod auth;
+pub mod backoff;
 pub mod batch_file;
 pub mod config;
 pub mod health;
