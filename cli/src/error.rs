@@ -5,10 +5,7 @@
 //! checked locally before anything was sent), 3 transport (connection
 //! refused, timeouts, 5xx).
 
-use std::fmt;
 use std::process::ExitCode;
-
-use serde::{Deserialize, Serialize};
 
 /// How a command that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,42 +25,10 @@ impl From<Outcome> for ExitCode {
     }
 }
 
-/// One invalid field, as RFC 9457 `errors` lists it (and as the local
-/// file check reports it): `line` is the physical 1-based line of a file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    #[serde(default)]
-    pub field: String,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-}
-
-/// An RFC 9457 problem as the gateway sends it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Problem {
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub status: u16,
-    #[serde(default)]
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.title, self.status)?;
-        if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
-        }
-        Ok(())
-    }
-}
+/// The gateway's RFC 9457 types, read as the gateway writes them: `line`
+/// of a [`FieldError`] is the physical 1-based line of a file (the local
+/// file check reports the same way).
+pub use shared::problem::{FieldError, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {

@@ -11,7 +11,6 @@ pub mod health;
 pub mod messages;
 pub mod metrics;
 pub mod money;
-#[cfg(feature = "http")]
 pub mod problem;
 pub mod service;
 pub mod shutdown;
