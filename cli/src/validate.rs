@@ -1,11 +1,12 @@
 //! The local check of a batch file, before anything is sent.
 //!
-//! It applies the gateway's rules line by line (the money, currency and
-//! reference rules are the `shared` crate's, the very code the gateway
-//! runs), streaming: memory stays flat whatever the file's size. Lines are
-//! physical 1-based line numbers, the header being line 1, exactly as the
-//! gateway numbers them, so a local error and a server error about the same
-//! line agree. The same pass hashes the bytes: the default idempotency key.
+//! It runs the gateway's own line reader (`shared::batch_line`, the very
+//! code and limits the gateway applies to an upload), streaming: memory
+//! stays flat whatever the file's size. Lines are physical 1-based line
+//! numbers, the header being line 1, exactly as the gateway numbers them, so
+//! a local error and a server error about the same line agree (worded for a
+//! terminal: the offending value is quoted). The same pass hashes the bytes:
+//! the default idempotency key.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,48 +14,29 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use shared::money::{Amount, Currency};
-use shared::transfer::Reference;
-use uuid::Uuid;
+pub use shared::batch_file::CSV_HEADER;
+use shared::batch_line::Lines;
+pub use shared::batch_line::{ATOMIC_MAX, BYTES_MAX, Format, LINES_MAX};
+use shared::transfer_body::Wording;
 
-use crate::error::{Failure, FieldError};
+use crate::error::Failure;
 
-/// The gateway's limits (`gateway/src/batch_input.rs`, `routes/batches.rs`).
-pub const LINES_MAX: u64 = 100_000;
-pub const BYTES_MAX: u64 = 32 * 1024 * 1024;
-pub const ATOMIC_MAX: u64 = 1_000;
-/// Errors listed before giving up on a file (the gateway lists 20 too).
-pub const ERRORS_MAX: usize = 20;
-pub use shared::batch_file::{CSV_HEADER, csv_fields};
+/// Read buffer: large enough that a file is read in few system calls.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Ndjson,
-}
-
-impl Format {
-    /// `.ndjson`/`.jsonl` files are NDJSON; anything else is read as CSV
-    /// (whose header check catches a file of another kind).
-    pub fn from_path(path: &Path) -> Self {
-        match path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("ndjson" | "jsonl") => Self::Ndjson,
-            _ => Self::Csv,
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Csv => "text/csv",
-            Self::Ndjson => "application/x-ndjson",
-        }
+/// The format of a file, by its name: `.ndjson`/`.jsonl` files are NDJSON;
+/// anything else is read as CSV (whose header check catches a file of
+/// another kind).
+pub fn format_of(path: &Path) -> Format {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("ndjson" | "jsonl") => Format::Ndjson,
+        _ => Format::Csv,
     }
 }
 
@@ -69,201 +51,6 @@ pub struct Checked {
     pub totals: BTreeMap<String, Decimal>,
 }
 
-/// One payment's fields as text, before validation.
-#[derive(Default, Deserialize)]
-struct Fields {
-    from_account: Option<String>,
-    to_account: Option<String>,
-    amount: Option<serde_json::Value>,
-    currency: Option<String>,
-    reference: Option<String>,
-}
-
-struct Validator {
-    format: Format,
-    line: u64,
-    header_seen: bool,
-    payments: u64,
-    totals: BTreeMap<String, Decimal>,
-    errors: Vec<FieldError>,
-}
-
-/// A value as it is quoted in a message: short enough for one line.
-fn quoted(value: &str) -> String {
-    const SHOWN: usize = 40;
-    if value.chars().count() > SHOWN {
-        format!("{:?}…", value.chars().take(SHOWN).collect::<String>())
-    } else {
-        format!("{value:?}")
-    }
-}
-
-impl Validator {
-    fn new(format: Format) -> Self {
-        Self {
-            format,
-            line: 0,
-            header_seen: false,
-            payments: 0,
-            totals: BTreeMap::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    fn full(&self) -> bool {
-        self.errors.len() >= ERRORS_MAX
-    }
-
-    fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-            line: Some(self.line),
-        });
-    }
-
-    /// One physical line, without its `\n`.
-    fn line(&mut self, raw: &[u8]) {
-        self.line += 1;
-        let Ok(text) = std::str::from_utf8(raw) else {
-            self.error("line", "is not valid UTF-8");
-            return;
-        };
-        let text = text.trim_end_matches('\r');
-        if text.trim().is_empty() {
-            return; // blank lines are skipped, but still counted
-        }
-        match self.format {
-            Format::Csv => self.csv_line(text),
-            Format::Ndjson => match serde_json::from_str::<Fields>(text) {
-                Ok(fields) => self.payment(&fields),
-                Err(e) => self.error("line", format!("not a JSON payment: {e}")),
-            },
-        }
-    }
-
-    fn csv_line(&mut self, text: &str) {
-        let fields = match csv_fields(text) {
-            Ok(f) => f,
-            Err(e) => return self.error("line", e),
-        };
-        if !self.header_seen {
-            self.header_seen = true;
-            let header: Vec<&str> = fields.iter().map(|f| f.trim()).collect();
-            let expected: Vec<&str> = CSV_HEADER.split(',').collect();
-            if header != expected && header != expected[..4] {
-                let bom = if text.starts_with('\u{feff}') {
-                    " (this one starts with a byte-order mark: save the file as UTF-8 without BOM)"
-                } else {
-                    ""
-                };
-                self.error(
-                    "header",
-                    format!("the first line must be `{CSV_HEADER}`{bom}"),
-                );
-            }
-            return;
-        }
-        if !(4..=5).contains(&fields.len()) {
-            return self.error(
-                "line",
-                format!("expected 4 or 5 fields, found {}", fields.len()),
-            );
-        }
-        let text = |i: usize| Some(fields[i].trim().to_owned());
-        let payment = Fields {
-            from_account: text(0),
-            to_account: text(1),
-            amount: Some(serde_json::Value::String(fields[2].trim().to_owned())),
-            currency: text(3),
-            reference: fields.get(4).filter(|r| !r.is_empty()).cloned(),
-        };
-        self.payment(&payment);
-    }
-
-    /// The gateway's `validate`, field by field; every error of the line is
-    /// reported, not just the first.
-    fn payment(&mut self, p: &Fields) {
-        let before = self.errors.len();
-        let from = self.account("from_account", &p.from_account);
-        let to = self.account("to_account", &p.to_account);
-        let currency = match p.currency.as_deref() {
-            None => {
-                self.error("currency", "is required");
-                None
-            }
-            Some(c) => match Currency::parse(c) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    self.error("currency", format!("{}: {e}", quoted(c)));
-                    None
-                }
-            },
-        };
-        let amount = match &p.amount {
-            None => {
-                self.error("amount", "is required");
-                None
-            }
-            Some(serde_json::Value::String(text)) => currency.and_then(|c| {
-                Amount::parse(text, c)
-                    .map_err(|e| self.error("amount", format!("{}: {e}", quoted(text))))
-                    .ok()
-            }),
-            Some(_) => {
-                self.error(
-                    "amount",
-                    "must be a decimal string such as \"12.34\", not a JSON number",
-                );
-                None
-            }
-        };
-        if let Some(r) = &p.reference
-            && let Err(e) = Reference::parse(r)
-        {
-            self.error("reference", e.to_string());
-        }
-        if let (Some(f), Some(t)) = (from, to)
-            && f == t
-        {
-            self.error("to_account", "must differ from from_account");
-        }
-        if self.errors.len() > before {
-            return;
-        }
-        self.payments += 1;
-        if self.payments > LINES_MAX {
-            self.error(
-                "line",
-                format!("a batch holds at most {LINES_MAX} payments: split the file"),
-            );
-            return;
-        }
-        if let (Some(c), Some(a)) = (currency, amount) {
-            *self.totals.entry(c.code().to_owned()).or_default() += a.value();
-        }
-    }
-
-    fn account(&mut self, field: &str, value: &Option<String>) -> Option<Uuid> {
-        match value.as_deref() {
-            None | Some("") => {
-                self.error(field, "is required");
-                None
-            }
-            Some(text) => match Uuid::parse_str(text) {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    self.error(
-                        field,
-                        format!("{}: must be an account id (a UUID)", quoted(text)),
-                    );
-                    None
-                }
-            },
-        }
-    }
-}
-
 /// Quotes a CSV field when it needs it.
 pub fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
@@ -276,70 +63,66 @@ pub fn csv_field(value: &str) -> String {
 /// Checks a whole file (streamed) for upload in `mode`.
 pub fn check_file(path: &Path, format: Format, atomic: bool) -> Result<Checked, Failure> {
     let name = path.display().to_string();
-    let file =
-        File::open(path).map_err(|e| Failure::invalid(format!("cannot read {name}: {e}")))?;
-    let bytes = file
-        .metadata()
-        .map_err(|e| Failure::invalid(format!("cannot read {name}: {e}")))?
-        .len();
-    if bytes > BYTES_MAX {
+    let unreadable = |e: std::io::Error| Failure::invalid(format!("cannot read {name}: {e}"));
+    let file = File::open(path).map_err(unreadable)?;
+    let bytes = file.metadata().map_err(unreadable)?.len();
+    if bytes > BYTES_MAX as u64 {
         return Err(Failure::invalid(format!(
             "{name} is {bytes} bytes; an upload is at most {BYTES_MAX} bytes (32 MiB): split the file"
         )));
     }
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let mut validator = Validator::new(format);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let mut lines = Lines::new(format, Wording::Terminal);
+    let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut hash = Sha256::new();
     let mut buf = Vec::with_capacity(256);
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Failure::invalid(format!("cannot read {name}: {e}")))?;
+        let n = reader.read_until(b'\n', &mut buf).map_err(unreadable)?;
         if n == 0 {
             break;
         }
         hash.update(&buf);
         let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        validator.line(line);
-        if validator.full() {
+        if let Some(p) = lines.line(line) {
+            *totals
+                .entry(p.order.currency.code().to_owned())
+                .or_default() += p.order.amount.value();
+        }
+        if lines.full() {
             return Err(Failure::InvalidFile {
                 file: name,
-                errors: validator.errors,
+                errors: lines.into_errors(),
                 truncated: true,
             });
         }
     }
-    if format == Format::Csv && !validator.header_seen {
-        validator.line = 1;
-        validator.error("header", format!("the first line must be `{CSV_HEADER}`"));
-    }
-    if !validator.errors.is_empty() {
-        return Err(Failure::InvalidFile {
-            file: name,
-            errors: validator.errors,
-            truncated: false,
-        });
-    }
-    if validator.payments == 0 {
+    let payments = lines.finish().map_err(|errors| Failure::InvalidFile {
+        file: name.clone(),
+        errors,
+        truncated: false,
+    })?;
+    if payments == 0 {
         return Err(Failure::invalid(format!("{name} has no payments")));
     }
-    if atomic && validator.payments > ATOMIC_MAX {
+    if atomic && payments > ATOMIC_MAX {
         return Err(Failure::invalid(format!(
-            "{name} has {} payments; an atomic batch holds at most {ATOMIC_MAX}",
-            validator.payments
+            "{name} has {payments} payments; an atomic batch holds at most {ATOMIC_MAX}"
         )));
     }
     Ok(Checked {
-        payments: validator.payments,
+        payments: payments as u64,
         bytes,
         sha256: hex::encode(hash.finalize()),
-        totals: validator.totals,
+        totals,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use shared::batch_file::csv_fields;
+    use shared::batch_line::ERRORS_MAX;
+
     use super::*;
 
     const A: &str = "a11ce000-0000-4000-8000-000000000001";
@@ -349,7 +132,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        check_file(&path, Format::from_path(&path), false)
+        check_file(&path, format_of(&path), false)
     }
 
     fn errors(r: Result<Checked, Failure>) -> Vec<(u64, String, String)> {

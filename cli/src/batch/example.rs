@@ -18,7 +18,7 @@ pub fn example(args: &ExampleArgs) -> Result<Outcome, Failure> {
     if args.from == args.to {
         return Err(Failure::invalid("--to must differ from --from"));
     }
-    if !(1..=validate::LINES_MAX).contains(&args.lines) {
+    if !(1..=validate::LINES_MAX as u64).contains(&args.lines) {
         return Err(Failure::invalid(format!(
             "--lines must be 1 to {}",
             validate::LINES_MAX

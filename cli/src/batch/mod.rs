@@ -25,7 +25,7 @@ use crate::api::{self, Batch};
 use crate::cli::{Mode, SubmitArgs};
 use crate::error::{Failure, Outcome};
 use crate::transfer::reason_text;
-use crate::validate::{self, Checked, Format};
+use crate::validate::{self, Checked};
 
 pub use example::example;
 use follow::{expected_id, follow_early, wait_done};
@@ -105,7 +105,7 @@ struct Timings {
 /// Checks the file locally; returns what was learned and the key to use.
 async fn check(args: &SubmitArgs) -> Result<(Checked, String), Failure> {
     let path = args.file.clone();
-    let format = Format::from_path(&path);
+    let format = validate::format_of(&path);
     let atomic = args.mode == Mode::Atomic;
     let checked = tokio::task::spawn_blocking(move || validate::check_file(&path, format, atomic))
         .await
@@ -144,7 +144,7 @@ pub async fn submit(ctx: &Ctx, args: SubmitArgs) -> Result<Outcome, Failure> {
         Mode::Atomic => "atomic",
         Mode::Independent => "independent",
     };
-    let content_type = Format::from_path(&args.file).content_type();
+    let content_type = validate::format_of(&args.file).content_type();
     let upload = ctx.api.submit_batch(&key, mode, content_type, &body);
     // The gateway answers only once every payment is queued, and the ledger
     // applies them meanwhile: show that progress during the wait.
