@@ -18,11 +18,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::response::Response;
 use ledger::audit::Record;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::responses::REPLAYED;
 
 /// Most records per INSERT.
 const BATCH_MAX: usize = 1_000;
@@ -149,4 +153,25 @@ async fn write(pool: &PgPool, batch: &mut Vec<Record>, closing: &watch::Receiver
         }
     }
     batch.clear();
+}
+
+/// The audit record of a money-moving request, its outcome taken from the
+/// response: `accepted`, `replayed`, `refused` (4xx, with status and
+/// problem type) or `error` (5xx).
+pub fn outcome(mut record: Record, result: &Result<Response, ApiError>) -> Record {
+    let (outcome, problem) = match result {
+        Ok(r) if r.headers().contains_key(REPLAYED) => ("replayed", None),
+        Ok(_) => ("accepted", None),
+        Err(e) => {
+            let (status, slug) = e.summary();
+            let outcome = if status >= 500 { "error" } else { "refused" };
+            (outcome, Some((status, slug)))
+        }
+    };
+    record.outcome = outcome.to_owned();
+    if let (Some((status, slug)), serde_json::Value::Object(map)) = (problem, &mut record.detail) {
+        map.insert("status".into(), status.into());
+        map.insert("problem".into(), slug.into());
+    }
+    record
 }

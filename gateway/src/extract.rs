@@ -135,3 +135,8 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> 
         .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
     IdempotencyKey::parse(text).map_err(|e| ApiError::field("Idempotency-Key", e.to_string()))
 }
+
+/// A transfer id from a path: one that is not a UUID names no transfer.
+pub fn parse_transfer_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::NotFound(format!("no transfer with id {text:?}")))
+}

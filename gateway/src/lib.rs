@@ -8,6 +8,8 @@
 mod accounts_cache;
 mod audit;
 mod batch_input;
+mod batch_report;
+mod check_accounts;
 pub mod config;
 pub mod error;
 mod extract;
@@ -17,10 +19,14 @@ mod limits;
 mod lockout;
 mod lookup;
 pub mod openapi;
+mod page;
 mod publish;
 mod redis_link;
+mod responses;
 pub mod routes;
 mod state;
+mod submit_batch;
+mod submit_transfer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,7 +175,7 @@ fn api_routes() -> Vec<ApiRoute> {
         route(GET, "/healthz", system::healthz),
         route(GET, "/readyz", system::readyz),
         route(GET, "/metrics", system::metrics),
-        route(GET, "/openapi.json", system::openapi),
+        route(GET, "/openapi.json", openapi::openapi_json),
     ]
 }
 

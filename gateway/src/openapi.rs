@@ -17,108 +17,8 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::guard::UNMETERED;
+use crate::responses;
 use crate::routes::{accounts, auth, batches, ops, system, transfers};
-
-/// Problem+json responses, shared by the operations (as
-/// `#/components/responses/<Name>`).
-pub mod responses {
-    use utoipa::ToResponse;
-    use utoipa::openapi::schema::{ObjectBuilder, Type};
-    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
-
-    pub const PROBLEM_JSON: &str = "application/problem+json";
-
-    /// A problem+json response; `retry_after` adds the `Retry-After` header.
-    fn problem(description: &str, retry_after: bool) -> RefOr<utoipa::openapi::Response> {
-        let mut response = ResponseBuilder::new().description(description).content(
-            PROBLEM_JSON,
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        );
-        if retry_after {
-            response = response.header(
-                "Retry-After",
-                HeaderBuilder::new()
-                    .schema(Some(
-                        ObjectBuilder::new()
-                            .schema_type(Type::Integer)
-                            .minimum(Some(0)),
-                    ))
-                    .description(Some("Seconds to wait before retrying"))
-                    .build(),
-            );
-        }
-        RefOr::T(response.build())
-    }
-
-    macro_rules! problem_response {
-        ($name:ident, $description:expr, $retry_after:expr) => {
-            pub struct $name;
-            impl<'r> ToResponse<'r> for $name {
-                fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
-                    (stringify!($name), problem($description, $retry_after))
-                }
-            }
-        };
-    }
-
-    problem_response!(
-        BadRequest,
-        "Malformed request: a body that is not JSON for this endpoint, a wrong Content-Type, or a query string that cannot be read",
-        false
-    );
-    problem_response!(
-        Unauthorized,
-        "No valid credentials: a missing, malformed, forged or expired bearer token (or, for login and refresh, wrong credentials); `WWW-Authenticate: Bearer`",
-        false
-    );
-    problem_response!(
-        Forbidden,
-        "Authenticated, but this role or account may not do this",
-        false
-    );
-    problem_response!(
-        NotFound,
-        "No such resource visible to the caller (other people's resources look the same as missing ones)",
-        false
-    );
-    problem_response!(
-        Conflict,
-        "A request with the same Idempotency-Key is still being processed; retry",
-        true
-    );
-    problem_response!(
-        TooLarge,
-        "The body is over the size limit (64 KiB; batch uploads 32 MiB)",
-        false
-    );
-    problem_response!(
-        UnsupportedMediaType,
-        "The Content-Type is not one this endpoint reads",
-        false
-    );
-    problem_response!(
-        Unprocessable,
-        "Invalid fields (listed in `errors`), or a well-formed request the bank refuses (unknown destination, currency mismatch, Idempotency-Key reused with another body)",
-        false
-    );
-    problem_response!(
-        TooManyRequests,
-        "A rate limit (per user, per address), the login lockout, or too many uploads at once",
-        true
-    );
-    problem_response!(
-        Internal,
-        "An unexpected error (logged; the detail says nothing more)",
-        false
-    );
-    problem_response!(
-        Unavailable,
-        "A dependency (PostgreSQL, JetStream) is unavailable or the request timed out; nothing was done, retry with the same Idempotency-Key",
-        true
-    );
-}
 
 /// Adds the bearer scheme and the responses any request may get.
 struct Common;
@@ -198,7 +98,7 @@ impl Modify for Common {
         system::healthz,
         system::readyz,
         system::metrics,
-        system::openapi,
+        openapi_json,
     ),
     components(
         schemas(shared::problem::Problem, shared::problem::FieldError),
@@ -234,8 +134,18 @@ pub fn document() -> &'static Result<Vec<u8>, String> {
     DOCUMENT.get_or_init(|| serde_json::to_vec(&ApiDoc::openapi()).map_err(|e| e.to_string()))
 }
 
-/// `GET /openapi.json`.
-pub fn serve() -> Response {
+/// This document. Public: it describes the API, it grants nothing.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "system",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this API", body = Object, content_type = "application/json"),
+        (status = 500, response = responses::Internal),
+    )
+)]
+pub async fn openapi_json() -> Response {
     match document() {
         Ok(bytes) => {
             let mut response = (StatusCode::OK, bytes.clone()).into_response();

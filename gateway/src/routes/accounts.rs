@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, PathId};
-use crate::openapi::responses as r;
-use crate::routes::transfers::{Page, PageParams};
+use crate::page::{self, Page, PageParams};
+use crate::responses as r;
 use crate::state::SharedState;
 
 #[utoipa::path(
@@ -98,19 +98,8 @@ pub async fn entries(
 ) -> Result<Json<Page<EntryView>>, ApiError> {
     let params = PageParams::from_query(query)?;
     let limit = params.limit()?;
-    let before = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))?,
-        ),
-    };
+    let before = page::positive_cursor(params.cursor())?;
     let account = visible(&state, caller, &id).await?;
     let items = ledger::accounts::entries(&state.pool, &account, limit, before).await?;
-    let next_cursor = (items.len() as i64 == limit)
-        .then(|| items.last().map(|e| e.id.to_string()))
-        .flatten();
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(Page::of(items, limit, |e| e.id.to_string())))
 }

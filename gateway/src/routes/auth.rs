@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody};
 use crate::guard::RequestMeta;
-use crate::openapi::responses as r;
+use crate::responses as r;
 use crate::state::SharedState;
 
 const USERNAME_LEN_MAX: usize = 64;

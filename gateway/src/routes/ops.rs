@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, PathId};
-use crate::openapi::responses as r;
-use crate::routes::transfers::{PAGE_DEFAULT, PAGE_MAX, Page};
+use crate::page::{self, PAGE_DEFAULT, PAGE_MAX, Page};
+use crate::responses as r;
 use crate::state::SharedState;
 
 fn require_ops(caller: &Caller) -> Result<(), ApiError> {
@@ -106,7 +106,7 @@ pub async fn timeline(
     PathId(id): PathId,
 ) -> Result<Json<Timeline>, ApiError> {
     require_ops(&caller)?;
-    let id = crate::routes::transfers::parse_id(&id)?;
+    let id = crate::extract::parse_transfer_id(&id)?;
     let row = ledger::ops::stages(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no processed transfer {id}")))?;
@@ -215,8 +215,7 @@ pub async fn stats(
     query: Result<Query<StatsParams>, QueryRejection>,
 ) -> Result<Json<Stats>, ApiError> {
     require_ops(&caller)?;
-    let Query(params) = query
-        .map_err(|e| ApiError::MalformedBody(format!("bad query string: {}", e.body_text())))?;
+    let params = page::query(query)?;
     let window: u32 = match params.window_seconds.as_deref() {
         None => 60,
         Some(t) => t
@@ -269,8 +268,7 @@ pub async fn recent(
     query: Result<Query<RecentParams>, QueryRejection>,
 ) -> Result<Json<Vec<ledger::ops::RecentRow>>, ApiError> {
     require_ops(&caller)?;
-    let Query(params) = query
-        .map_err(|e| ApiError::MalformedBody(format!("bad query string: {}", e.body_text())))?;
+    let params = page::query(query)?;
     let limit = match params.limit.as_deref() {
         None => 50,
         Some(t) => t
@@ -322,8 +320,7 @@ pub async fn audit(
     query: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<Page<ledger::audit::Row>>, ApiError> {
     require_ops(&caller)?;
-    let Query(params) = query
-        .map_err(|e| ApiError::MalformedBody(format!("bad query string: {}", e.body_text())))?;
+    let params = page::query(query)?;
     let limit = match params.limit.as_deref() {
         None => PAGE_DEFAULT,
         Some(t) => t
@@ -332,18 +329,7 @@ pub async fn audit(
             .filter(|n| (1..=PAGE_MAX).contains(n))
             .ok_or_else(|| ApiError::field("limit", format!("must be 1 to {PAGE_MAX}")))?,
     };
-    let before = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(t) => Some(
-            t.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))?,
-        ),
-    };
+    let before = page::positive_cursor(params.cursor.as_deref())?;
     let items = ledger::audit::page(&state.pool, before, limit).await?;
-    let next_cursor = (items.len() as i64 == limit)
-        .then(|| items.last().map(|r| r.id.to_string()))
-        .flatten();
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(Page::of(items, limit, |r| r.id.to_string())))
 }

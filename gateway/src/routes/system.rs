@@ -1,5 +1,5 @@
-//! Health, readiness, metrics, the OpenAPI document and the web page's
-//! runtime configuration.
+//! Health, readiness, metrics and the web page's runtime configuration
+//! (the OpenAPI document is served by `openapi.rs`, which it describes).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::openapi::responses as r;
 use crate::state::SharedState;
 
 #[utoipa::path(
@@ -85,19 +84,4 @@ pub async fn config(State(state): State<SharedState>) -> Json<PublicConfig> {
     Json(PublicConfig {
         ws_url: state.public_ws_url.clone(),
     })
-}
-
-/// This document. Public: it describes the API, it grants nothing.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    operation_id = "openapi",
-    tag = "system",
-    responses(
-        (status = 200, description = "The OpenAPI 3.1 document of this API", body = Object, content_type = "application/json"),
-        (status = 500, response = r::Internal),
-    )
-)]
-pub async fn openapi() -> Response {
-    crate::openapi::serve()
 }
