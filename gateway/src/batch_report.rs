@@ -1,5 +1,8 @@
 //! What a batch owner reads back: progress and totals, and the outcome of
 //! each payment by line.
+//!
+//! Counts are tallied from the ledger's rows by their typed status
+//! ([`TransferStatus`]), never by comparing strings.
 
 use std::collections::HashMap;
 
@@ -78,12 +81,20 @@ pub async fn view(
     let mut sums: HashMap<String, Sums> = HashMap::new();
     for c in &counts {
         let sum = sums.entry(c.currency.clone()).or_default();
-        if c.status == "committed" {
-            committed += c.transfers;
-            sum.committed += c.amount;
-        } else {
-            rejected += c.transfers;
-            sum.rejected += c.amount;
+        match TransferStatus::parse(&c.status) {
+            Some(TransferStatus::Committed) => {
+                committed += c.transfers;
+                sum.committed += c.amount;
+            }
+            Some(TransferStatus::Rejected) => {
+                rejected += c.transfers;
+                sum.rejected += c.amount;
+            }
+            // A processed row is committed or rejected; anything else is
+            // still pending, and counted so.
+            Some(TransferStatus::Pending) | None => {
+                tracing::warn!(batch = %batch.id, status = %c.status, "batch row with an unexpected status");
+            }
         }
     }
     let mut totals: Vec<Total> = sums
