@@ -17,6 +17,7 @@ mod guard;
 mod http;
 mod limits;
 mod lockout;
+mod login;
 mod lookup;
 pub mod openapi;
 mod page;
@@ -27,6 +28,7 @@ pub mod routes;
 mod state;
 mod submit_batch;
 mod submit_transfer;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
