@@ -15,13 +15,13 @@ pub mod error;
 mod extract;
 mod guard;
 mod http;
-mod limits;
 mod lockout;
 mod login;
 mod lookup;
 pub mod openapi;
 mod page;
 mod publish;
+mod rate_limit;
 mod redis_link;
 mod responses;
 pub mod routes;
@@ -99,7 +99,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
             &config.redis_url,
             config.redis_timeout,
         )),
-        rate_limiter: limits::RateLimiter::new(config.rate_limits.clone(), &config.redis_prefix),
+        rate_limiter: rate_limit::RateLimiter::new(
+            config.rate_limits.clone(),
+            &config.redis_prefix,
+        ),
         login_guard: lockout::LoginGuard::new(config.login_lockout.clone(), &config.redis_prefix),
         trusted_proxy_hops: config.trusted_proxy_hops,
         audit: auditor,

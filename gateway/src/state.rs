@@ -29,7 +29,7 @@ pub struct AppState {
     pub batch_slots: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
     /// Redis for the lockout and the rate limiter's flushes (never required).
     pub redis_link: std::sync::Arc<crate::redis_link::Link>,
-    pub rate_limiter: crate::limits::RateLimiter,
+    pub rate_limiter: crate::rate_limit::RateLimiter,
     pub login_guard: crate::lockout::LoginGuard,
     pub trusted_proxy_hops: usize,
     /// Queues audit records for the background writer.
