@@ -127,17 +127,12 @@ struct ApiRoute {
     handler: MethodRouter<SharedState>,
 }
 
-/// `handler` for `method` (GET or POST, the only ones this API uses) on `path`.
-fn route<H, T>(post: bool, path: &'static str, handler: H) -> ApiRoute
+/// `handler` for `method` on `path`.
+fn route<H, T>(method: Method, filter: MethodFilter, path: &'static str, handler: H) -> ApiRoute
 where
     H: Handler<T, SharedState>,
     T: 'static,
 {
-    let (method, filter) = if post {
-        (Method::POST, MethodFilter::POST)
-    } else {
-        (Method::GET, MethodFilter::GET)
-    };
     ApiRoute {
         method,
         path,
@@ -145,42 +140,57 @@ where
     }
 }
 
-const GET: bool = false;
-const POST: bool = true;
+/// `GET path` (a read).
+fn get<H, T>(path: &'static str, handler: H) -> ApiRoute
+where
+    H: Handler<T, SharedState>,
+    T: 'static,
+{
+    route(Method::GET, MethodFilter::GET, path, handler)
+}
+
+/// `POST path` (every write of this API is a POST).
+fn post<H, T>(path: &'static str, handler: H) -> ApiRoute
+where
+    H: Handler<T, SharedState>,
+    T: 'static,
+{
+    route(Method::POST, MethodFilter::POST, path, handler)
+}
 
 /// Every operation of the API. The router is built from this table, and the
 /// OpenAPI document is tested against it, so neither can drift.
 fn api_routes() -> Vec<ApiRoute> {
     use routes::{accounts, auth, batches, ops, system, transfers};
-    let mut upload = route(POST, "/v1/batches", batches::submit);
+    let mut upload = post("/v1/batches", batches::submit);
     // Uploads stream up to 32 MiB; every other body is bounded by the
     // global limit (see `http::layers`).
     upload.handler = upload
         .handler
         .layer(axum::extract::DefaultBodyLimit::max(batch_input::BODY_MAX));
     vec![
-        route(POST, "/v1/auth/login", auth::login),
-        route(POST, "/v1/auth/refresh", auth::refresh),
-        route(POST, "/v1/auth/logout", auth::logout),
-        route(GET, "/v1/me", auth::me),
-        route(GET, "/v1/config", system::config),
-        route(GET, "/v1/accounts", accounts::list),
-        route(GET, "/v1/accounts/{id}", accounts::get),
-        route(GET, "/v1/accounts/{id}/entries", accounts::entries),
-        route(POST, "/v1/transfers", transfers::create),
-        route(GET, "/v1/transfers", transfers::list),
-        route(GET, "/v1/transfers/{id}", transfers::get),
+        post("/v1/auth/login", auth::login),
+        post("/v1/auth/refresh", auth::refresh),
+        post("/v1/auth/logout", auth::logout),
+        get("/v1/me", auth::me),
+        get("/v1/config", system::config),
+        get("/v1/accounts", accounts::list),
+        get("/v1/accounts/{id}", accounts::get),
+        get("/v1/accounts/{id}/entries", accounts::entries),
+        post("/v1/transfers", transfers::create),
+        get("/v1/transfers", transfers::list),
+        get("/v1/transfers/{id}", transfers::get),
         upload,
-        route(GET, "/v1/batches/{id}", batches::get),
-        route(GET, "/v1/batches/{id}/payments", batches::payments),
-        route(GET, "/v1/ops/transfers/{id}/timeline", ops::timeline),
-        route(GET, "/v1/ops/stats", ops::stats),
-        route(GET, "/v1/ops/transfers", ops::recent),
-        route(GET, "/v1/ops/audit", ops::audit),
-        route(GET, "/healthz", system::healthz),
-        route(GET, "/readyz", system::readyz),
-        route(GET, "/metrics", system::metrics),
-        route(GET, "/openapi.json", openapi::openapi_json),
+        get("/v1/batches/{id}", batches::get),
+        get("/v1/batches/{id}/payments", batches::payments),
+        get("/v1/ops/transfers/{id}/timeline", ops::timeline),
+        get("/v1/ops/stats", ops::stats),
+        get("/v1/ops/transfers", ops::recent),
+        get("/v1/ops/audit", ops::audit),
+        get("/healthz", system::healthz),
+        get("/readyz", system::readyz),
+        get("/metrics", system::metrics),
+        get("/openapi.json", openapi::openapi_json),
     ]
 }
 
