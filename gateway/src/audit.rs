@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::response::Response;
 use ledger::audit::Record;
+use shared::backoff::Backoff;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -35,6 +36,9 @@ const BATCH_MAX: usize = 1_000;
 const LINGER: Duration = Duration::from_millis(25);
 /// How long a shutdown keeps retrying to flush while PostgreSQL is away.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
+/// First pause before retrying a failed write: PostgreSQL often answers
+/// again within tens of milliseconds (a failover, a pool blip).
+const RETRY_DELAY_MIN: Duration = Duration::from_millis(50);
 /// Longest pause between retries of a failed write.
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
 
@@ -120,7 +124,7 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Record>, mut closing: watch::R
 /// Appends `batch` (then empties it), retrying transient failures in place
 /// so the chain keeps the queue's order.
 async fn write(pool: &PgPool, batch: &mut Vec<Record>, closing: &watch::Receiver<bool>) {
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(RETRY_DELAY_MIN, RETRY_DELAY_MAX);
     let mut give_up_at: Option<Instant> = None;
     loop {
         match ledger::audit::append(pool, batch).await {
@@ -139,8 +143,7 @@ async fn write(pool: &PgPool, batch: &mut Vec<Record>, closing: &watch::Receiver
                     }
                 }
                 tracing::warn!(error = %e, records = batch.len(), "audit write failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_DELAY_MAX);
+                backoff.wait().await;
             }
             Err(e) => {
                 // Records are sanitised before writing, so this is a bug or a

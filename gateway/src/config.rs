@@ -51,6 +51,17 @@ pub struct Config {
 
 /// A working day: a session outlives many access tokens, not the day.
 pub const REFRESH_TTL_DEFAULT: Duration = Duration::from_secs(8 * 60 * 60);
+/// The rate limits' window: quotas are per minute.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// Failed logins are forgotten this long after the last one.
+const LOCKOUT_WINDOW_DEFAULT: Duration = Duration::from_secs(15 * 60);
+/// The first lockout: short, so a person who mistyped barely notices.
+const LOCKOUT_BASE_DEFAULT: Duration = Duration::from_secs(1);
+/// The longest lockout: slows a guesser to a few tries an hour.
+const LOCKOUT_MAX_DEFAULT: Duration = Duration::from_secs(15 * 60);
+/// Longest wait for Redis (rate limits, lockout) before going on without
+/// it: Redis answers in well under a millisecond when healthy.
+const REDIS_TIMEOUT_DEFAULT: Duration = Duration::from_millis(250);
 
 /// Fixed-window request quotas, shared by every gateway replica through
 /// Redis. `0` switches a quota off.
@@ -76,7 +87,7 @@ impl Default for RateLimits {
         Self {
             per_user: 120_000,
             per_ip: 600_000,
-            window: Duration::from_secs(60),
+            window: RATE_WINDOW,
         }
     }
 }
@@ -100,9 +111,9 @@ impl Default for LoginLockout {
         Self {
             failures_max: 5,
             ip_failures_max: 50,
-            window: Duration::from_secs(15 * 60),
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(15 * 60),
+            window: LOCKOUT_WINDOW_DEFAULT,
+            base: LOCKOUT_BASE_DEFAULT,
+            max: LOCKOUT_MAX_DEFAULT,
         }
     }
 }
@@ -161,7 +172,10 @@ impl Config {
                 }
             },
             trusted_proxy_hops: config::parse("TRUSTED_PROXY_HOPS", 0)?,
-            redis_timeout: config::millis("GATEWAY_REDIS_TIMEOUT_MS", 250)?,
+            redis_timeout: config::millis(
+                "GATEWAY_REDIS_TIMEOUT_MS",
+                REDIS_TIMEOUT_DEFAULT.as_millis() as u64,
+            )?,
             audit_queue_max: config::parse("AUDIT_QUEUE_MAX", 100_000)?,
             refresh_ttl: Duration::from_secs(config::parse(
                 "REFRESH_TOKEN_TTL_SECS",

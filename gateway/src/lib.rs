@@ -39,6 +39,7 @@ use axum::Router;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use shared::backoff::Backoff;
 use shared::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -50,6 +51,12 @@ pub use state::{AppState, SharedState};
 const LOGIN_CONCURRENCY: usize = 2;
 /// Longest a shutdown waits for queued audit records to be written.
 const AUDIT_FLUSH_WAIT: Duration = Duration::from_secs(10);
+/// First wait before asking JetStream again for the streams: it is usually
+/// just starting next to the gateway and answers within a second.
+const STREAMS_RETRY_DELAY_MIN: Duration = Duration::from_millis(200);
+/// Longest wait between those attempts, so a gateway notices a recovered
+/// JetStream within seconds.
+const STREAMS_RETRY_DELAY_MAX: Duration = Duration::from_secs(5);
 
 /// Connects to PostgreSQL and NATS (retrying until they answer) and builds
 /// the shared state.
@@ -74,11 +81,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         .backpressure_on_inflight(true)
         .build(nats.clone());
     // Creating the streams here too lets any service start first.
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(STREAMS_RETRY_DELAY_MIN, STREAMS_RETRY_DELAY_MAX);
     while let Err(e) = config.topology.ensure_streams(&js).await {
         tracing::warn!(error = %e, "JetStream not ready; retrying");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
     }
     let (auditor, audit_writer) = audit::Auditor::start(pool.clone(), config.audit_queue_max);
     let state = Arc::new(AppState {

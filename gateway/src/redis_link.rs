@@ -13,6 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+/// Longest pause of the connection manager's one quick retry: a request
+/// must not wait on Redis for long (the breaker spaces out the rest).
+const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(100);
 /// After a failure, Redis is left alone this long (one probe per period).
 const BREAKER_OPEN: Duration = Duration::from_secs(1);
 /// At most one warning per period while Redis is failing.
@@ -45,7 +48,7 @@ impl Link {
             .set_response_timeout(Some(timeout))
             // One quick retry; the breaker spaces out the rest.
             .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(100));
+            .set_max_delay(RECONNECT_DELAY_MAX);
         let conn = redis::Client::open(url)
             .and_then(|client| ConnectionManager::new_lazy_with_config(client, config));
         let conn = match conn {
