@@ -76,13 +76,17 @@ pub struct Bars {
     multi: MultiProgress,
 }
 
+/// How often a progress bar redraws on its own (its spinner and rate move
+/// even while no progress is reported).
+const BAR_TICK: Duration = Duration::from_millis(200);
+
 impl Bars {
     fn add(&self, len: u64, template: &str) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(len));
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.enable_steady_tick(Duration::from_millis(200));
+        bar.enable_steady_tick(BAR_TICK);
         bar
     }
 

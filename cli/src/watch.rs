@@ -16,6 +16,9 @@ use tokio::task::JoinHandle;
 const POLL: Duration = Duration::from_millis(500);
 /// Poll interval when WebSocket events wake the loop.
 const POLL_WITH_WS: Duration = Duration::from_secs(2);
+/// Longest wait for the notifier's WebSocket before polling alone: events
+/// only speed things up, so a slow notifier must not hold the command.
+const WS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Pacer {
     nudge: Arc<Notify>,
@@ -39,11 +42,8 @@ impl Pacer {
     pub async fn with_websocket(ws: &str, token: &str) -> Self {
         let sep = if ws.contains('?') { '&' } else { '?' };
         let url = format!("{ws}{sep}access_token={token}");
-        let connected = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async(url),
-        )
-        .await;
+        let connected =
+            tokio::time::timeout(WS_CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url)).await;
         let socket = match connected {
             Ok(Ok((socket, _))) => socket,
             _ => {

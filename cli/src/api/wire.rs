@@ -11,6 +11,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::Frame;
 use serde::de::DeserializeOwned;
+use shared::backoff::Backoff;
 
 use super::model::Answer;
 use crate::error::{Failure, Problem};
@@ -138,9 +139,15 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX))
 }
 
-/// 0.5 s, 1 s, 2 s, … capped at 8 s.
+/// First wait before retrying a request the server could not take: long
+/// enough for a gateway restart's first half second.
+const RETRY_DELAY_MIN: Duration = Duration::from_millis(500);
+/// Longest wait between retries, so a command never sits silent for long.
+const RETRY_DELAY_MAX: Duration = Duration::from_secs(8);
+
+/// The wait before retry `attempt` (0-based): 0.5 s, 1 s, 2 s, … capped at 8 s.
 pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(4)))
+    Backoff::delay_for(RETRY_DELAY_MIN, RETRY_DELAY_MAX, attempt)
 }
 
 pub fn decode<T: DeserializeOwned>(raw: Raw) -> Result<Answer<T>, Failure> {

@@ -11,6 +11,9 @@ use crate::Ctx;
 use crate::api::Batch;
 use crate::error::Failure;
 
+/// How often the progress of a batch still being read is asked for.
+const EARLY_POLL: Duration = Duration::from_millis(500);
+
 /// The id the gateway will give the batch: it derives from (caller, key),
 /// so it is known before the answer. `None` if the caller cannot be asked.
 pub async fn expected_id(ctx: &Ctx, key: &str) -> Option<String> {
@@ -23,7 +26,7 @@ pub async fn expected_id(ctx: &Ctx, key: &str) -> Option<String> {
 /// the gateway has read the whole file: until then nothing moves).
 pub async fn follow_early(ctx: &Ctx, id: &str, bar: &ProgressBar) -> Infallible {
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(EARLY_POLL).await;
         if let Some(b) = ctx.api.peek_batch(id).await {
             bar.set_position(b.processed());
         }
