@@ -25,7 +25,6 @@ import { ReasonText, StatusChip } from "./StatusChip";
 
 const MAX_BYTES = 2 * 1024 * 1024;
 const SHOWN = 200;
-const ATOMIC_MAX = 1000;
 const AUTO_RETRIES = 3;
 const PAGE_SIZE = 50;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -76,7 +75,23 @@ export function BatchPanel({ ownAccounts }: { ownAccounts?: readonly string[] })
   const [lineErrors, setLineErrors] = useState<LineErrors[]>([]);
   const [batchId, setBatchId] = useState<string | null>(() => recallBatch(session()));
   const [notice, setNotice] = useState<string | null>(null);
+  // The gateway's limit, from /v1/config; unknown until it answers (the
+  // gateway refuses an oversized atomic batch anyway).
+  const [atomicMax, setAtomicMax] = useState<number | null>(null);
   const inFlight = useRef(false);
+
+  useEffect(() => {
+    let cancelled = false;
+    api
+      .config()
+      .then((c) => {
+        if (!cancelled && typeof c?.atomic_max === "number") setAtomicMax(c.atomic_max);
+      })
+      .catch(() => undefined);
+    return () => {
+      cancelled = true;
+    };
+  }, []);
 
   useEffect(() => {
     let cancelled = false;
@@ -115,7 +130,7 @@ export function BatchPanel({ ownAccounts }: { ownAccounts?: readonly string[] })
   const bad = lines.filter((l) => !l.body);
   const shown = [...bad, ...lines.filter((l) => l.body)].slice(0, SHOWN);
   const headerProblem = fileText && result && !result.error ? serverHeaderProblem(fileText) : null;
-  const atomicTooBig = mode === "atomic" && lines.length > ATOMIC_MAX;
+  const atomicTooBig = mode === "atomic" && atomicMax != null && lines.length > atomicMax;
   const ready = !!fileText && !!result && !result.error && lines.length > 0 && bad.length === 0 && !headerProblem && !atomicTooBig;
   const canSend = ready && apiState !== "missing" && !busy;
 
@@ -236,7 +251,7 @@ export function BatchPanel({ ownAccounts }: { ownAccounts?: readonly string[] })
               checked={mode === "atomic"}
               onChange={() => setMode("atomic")}
             />
-            All or nothing (at most {ATOMIC_MAX} payments)
+            All or nothing{atomicMax != null && ` (at most ${atomicMax} payments)`}
           </label>
         </fieldset>
         <div aria-live="polite">
@@ -254,7 +269,7 @@ export function BatchPanel({ ownAccounts }: { ownAccounts?: readonly string[] })
           {headerProblem && <p className="error">{headerProblem}</p>}
           {atomicTooBig && (
             <p className="error">
-              An all-or-nothing batch holds at most {ATOMIC_MAX} payments; this file has {lines.length}.
+              An all-or-nothing batch holds at most {atomicMax} payments; this file has {lines.length}.
             </p>
           )}
         </div>

@@ -87,7 +87,7 @@ export const api = {
     saveTokens(body); // the access token and the refresh token that renews it
   },
   me: () => get<Me>("/v1/me"),
-  config: () => get<{ ws_url?: string | null }>("/v1/config", false),
+  config: () => get<{ ws_url?: string | null; atomic_max?: number }>("/v1/config", false),
   accounts: () => get<Account[]>("/v1/accounts"),
   account: (id: string) => get<Account>(`/v1/accounts/${encodeURIComponent(id)}`),
   entries: (id: string, cursor?: string | null, limit = 20) =>

@@ -70,6 +70,10 @@ pub struct PublicConfig {
     /// The notifier's WebSocket URL; empty when it is the page's own origin's `/v1/ws`.
     #[schema(example = "ws://127.0.0.1:8081/v1/ws")]
     ws_url: String,
+    /// Most payments of an all-or-nothing (atomic) batch, so the page
+    /// checks a file by the gateway's own limit.
+    #[schema(example = 1000)]
+    atomic_max: usize,
 }
 
 /// Public settings the web page needs at start (nothing secret).
@@ -83,5 +87,6 @@ pub struct PublicConfig {
 pub async fn config(State(state): State<SharedState>) -> Json<PublicConfig> {
     Json(PublicConfig {
         ws_url: state.public_ws_url.clone(),
+        atomic_max: shared::batch_line::ATOMIC_MAX,
     })
 }
