@@ -28,6 +28,7 @@ pub mod routes;
 mod state;
 mod submit_batch;
 mod submit_transfer;
+mod timeline;
 mod tokens;
 
 use std::sync::Arc;

@@ -3,17 +3,16 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::auth::Role;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, PathId};
 use crate::page::{self, PAGE_DEFAULT, PAGE_MAX, Page};
 use crate::responses as r;
 use crate::state::SharedState;
+use crate::timeline::{self, Timeline};
 
 fn require_ops(caller: &Caller) -> Result<(), ApiError> {
     if caller.role == Role::Ops {
@@ -21,68 +20,6 @@ fn require_ops(caller: &Caller) -> Result<(), ApiError> {
     } else {
         Err(ApiError::Forbidden("this endpoint is for the ops role"))
     }
-}
-
-/// The stages of a transfer's life.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StageName {
-    Accepted,
-    Published,
-    Received,
-    Committed,
-    Rejected,
-    Notified,
-}
-
-/// One stage of a transfer and when it happened.
-#[derive(Serialize, ToSchema)]
-pub struct Stage {
-    #[schema(value_type = StageName)]
-    stage: &'static str,
-    at: DateTime<Utc>,
-    /// Milliseconds since the previous stage.
-    ms_since_previous: Option<f64>,
-}
-
-/// A processed transfer's way through the services.
-#[derive(Serialize, ToSchema)]
-pub struct Timeline {
-    id: Uuid,
-    #[schema(value_type = shared::transfer::TransferStatus)]
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<shared::transfer::RejectReason>)]
-    reason: Option<String>,
-    /// W3C trace id: search for it in the tracing backend (Jaeger, Tempo).
-    trace_id: Option<String>,
-    stages: Vec<Stage>,
-    total_ms: Option<f64>,
-}
-
-fn ms(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
-    (to - from).num_microseconds().unwrap_or(0) as f64 / 1000.0
-}
-
-/// When the relay handed the transfer's result to the notifiers (Redis),
-/// if still kept ([`shared::messages::RELAYED_KEEP`]). It is in the hourly
-/// hash of the hour the transfer was processed in, or of the next one.
-async fn relayed_at(
-    state: &SharedState,
-    id: Uuid,
-    processed_at: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let client = state.redis.as_ref()?;
-    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-    let hour = processed_at.timestamp_micros();
-    let mut pipe = redis::pipe();
-    for at in [hour, hour + 3_600_000_000] {
-        pipe.cmd("HGET")
-            .arg(shared::messages::relayed_key(&state.redis_prefix, at))
-            .arg(id.to_string());
-    }
-    let found: Vec<Option<i64>> = pipe.query_async(&mut conn).await.ok()?;
-    DateTime::from_timestamp_micros(found.into_iter().flatten().next()?)
 }
 
 #[utoipa::path(
@@ -107,39 +44,7 @@ pub async fn timeline(
 ) -> Result<Json<Timeline>, ApiError> {
     require_ops(&caller)?;
     let id = crate::extract::parse_transfer_id(&id)?;
-    let row = ledger::ops::stages(&state.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no processed transfer {id}")))?;
-    let finished = if row.status == "committed" {
-        "committed"
-    } else {
-        "rejected"
-    };
-    let mut points = vec![("accepted", Some(row.created_at))];
-    points.push(("published", row.published_at));
-    points.push(("received", row.received_at));
-    points.push((finished, Some(row.processed_at)));
-    points.push(("notified", relayed_at(&state, id, row.processed_at).await));
-    let mut stages = Vec::new();
-    let mut previous: Option<DateTime<Utc>> = None;
-    for (stage, at) in points {
-        let Some(at) = at else { continue };
-        stages.push(Stage {
-            stage,
-            at,
-            ms_since_previous: previous.map(|p| ms(p, at)),
-        });
-        previous = Some(at);
-    }
-    let total_ms = stages.last().map(|s| ms(row.created_at, s.at));
-    Ok(Json(Timeline {
-        id: row.id,
-        status: row.status,
-        reason: row.reason,
-        trace_id: row.trace_id,
-        stages,
-        total_ms,
-    }))
+    Ok(Json(timeline::of(&state, id).await?))
 }
 
 #[derive(Deserialize)]
