@@ -1,9 +1,15 @@
 //! The gateway: authenticates, validates, publishes transfers to JetStream
 //! (202 only after JetStream's ack) and serves reads from the ledger.
 //!
-//! Layout: `routes/*` are thin handlers; `publish` talks to JetStream;
-//! `error` maps every failure to RFC 9457 in one place; `http` holds the
-//! cross-cutting layers (security headers, CORS, limits, metrics).
+//! Layout: `routes/*` are thin handlers (extract → call → map) and import
+//! neither each other nor `openapi`; the work is in named modules:
+//! `submit_transfer` and `submit_batch` (money in), `check_accounts`,
+//! `batch_input` (uploads, read with `shared::batch_line`), `batch_report`,
+//! `timeline`, `login` and `tokens`, `page` (pagination). `publish` talks
+//! to JetStream; `error` maps every failure to RFC 9457 in one place and
+//! `responses` holds the shared responses; `guard` and `rate_limit` meter
+//! requests; `http` holds the cross-cutting layers (security headers,
+//! CORS, body limits, metrics).
 
 mod accounts_cache;
 mod audit;

@@ -4,7 +4,7 @@
 //! Every call is bounded by a timeout; any failure opens a breaker for
 //! [`BREAKER_OPEN`], during which calls are not even tried: while Redis is
 //! away the lockout is skipped (fail open) and the rate limiter counts on
-//! its own (see `limits.rs`), counted in `gateway_redis_fail_open_total{check}`
+//! its own (see `rate_limit.rs`), counted in `gateway_redis_fail_open_total{check}`
 //! and logged at most every [`WARN_EVERY`].
 
 use std::future::Future;
