@@ -1,0 +1,102 @@
+//! The targets of issue 9, judged on the figures of one report.
+
+use std::collections::BTreeMap;
+
+use super::{Report, Target};
+
+impl Report {
+    /// Derived figures and the targets of issue 9.
+    pub fn finish(&mut self) {
+        self.all_invariants_hold = self.invariants.iter().all(|(_, i)| i.holds)
+            && self.runs.iter().all(|r| r.invariants.holds);
+        let uniform = self.closed("uniform").map(|r| r.sustained_per_s);
+        let hot = self.closed("hot").map(|r| r.sustained_per_s);
+        let raw = self.raw("uniform").map(|r| r.transfers_per_s);
+        self.pipeline_over_raw = match (uniform, raw) {
+            (Some(u), Some(r)) if r > 0.0 => Some(u / r),
+            _ => None,
+        };
+        let mut t = Vec::new();
+        let judge = |ok: Option<bool>| match ok {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "n/a",
+        };
+        t.push(Target {
+            target: "uniform: committed >= 6,000 transfers/s sustained".into(),
+            figure: uniform
+                .map(|u| format!("{u:.0}/s"))
+                .unwrap_or_else(|| "-".into()),
+            status: judge(uniform.map(|u| u >= 6000.0)),
+        });
+        t.push(Target {
+            target: "uniform: >= 0.35 x raw batched ceiling (same run)".into(),
+            figure: self
+                .pipeline_over_raw
+                .map(|x| format!("{x:.2} x"))
+                .unwrap_or_else(|| "-".into()),
+            status: judge(self.pipeline_over_raw.map(|x| x >= 0.35)),
+        });
+        let hot_ratio = match (hot, uniform) {
+            (Some(h), Some(u)) if u > 0.0 => Some(h / u),
+            _ => None,
+        };
+        t.push(Target {
+            target: "hot (10 accounts): >= 50 % of uniform".into(),
+            figure: hot_ratio
+                .map(|x| format!("{:.0} %", x * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            status: judge(hot_ratio.map(|x| x >= 0.5)),
+        });
+        let p99_50 = self
+            .open(50.0)
+            .filter(|r| r.e2e_ms.count > 0)
+            .map(|r| r.e2e_ms.p99);
+        t.push(Target {
+            target: "50 % load: p99 HTTP -> committed WS event < 25 ms".into(),
+            figure: p99_50
+                .map(|x| format!("{x:.1} ms"))
+                .unwrap_or_else(|| "-".into()),
+            status: judge(p99_50.map(|x| x < 25.0)),
+        });
+        let p50_10 = self
+            .open(10.0)
+            .filter(|r| r.e2e_ms.count > 0)
+            .map(|r| r.e2e_ms.p50);
+        t.push(Target {
+            target: "10 % load: p50 HTTP -> committed WS event < 5 ms".into(),
+            figure: p50_10
+                .map(|x| format!("{x:.1} ms"))
+                .unwrap_or_else(|| "-".into()),
+            status: judge(p50_10.map(|x| x < 5.0)),
+        });
+        let mut rss: BTreeMap<String, f64> = BTreeMap::new();
+        for r in self.runs.iter().filter(|r| r.mode == "closed") {
+            for (k, v) in &r.rss {
+                let e = rss.entry(k.clone()).or_default();
+                *e = e.max(v.peak_mib);
+            }
+        }
+        let worst = rss.iter().max_by(|a, b| a.1.total_cmp(b.1));
+        t.push(Target {
+            target: "each service < 64 MiB RSS at max rate".into(),
+            figure: if rss.is_empty() {
+                "-".into()
+            } else {
+                rss.iter()
+                    .map(|(k, v)| format!("{k} {v:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    + " MiB"
+            },
+            status: judge(worst.map(|(_, v)| *v < 64.0)),
+        });
+        let checks = self.invariants.len() + self.runs.len();
+        t.push(Target {
+            target: "ledger invariants hold after every run".into(),
+            figure: format!("{checks} checks"),
+            status: judge((checks > 0).then_some(self.all_invariants_hold)),
+        });
+        self.targets = t;
+    }
+}
