@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::load::{Latency, Rng, Scenario};
+use crate::load::{Latency, Scenario, seeded_rng};
 use crate::procfs;
 use crate::seed::World;
 
@@ -72,7 +72,7 @@ pub async fn ceiling(
             hist.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(0x5eed + c as u64 * 7919);
+            let mut rng = seeded_rng(0x5eed + c as u64 * 7919);
             let mut seq = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let requests: Vec<TransferRequest> = (0..batch)
