@@ -234,17 +234,15 @@ async fn run(args: Args, dep: Deployment) -> anyhow::Result<()> {
         "[bench] services ready: gateway {}, notifier {}, processor {}",
         dep.gateway, dep.notifier, dep.processor
     );
-    let result = pipeline::pipeline(
-        &args,
-        &s,
-        &dep,
-        &http,
-        &mut svcs,
-        &pool,
-        world.clone(),
-        &mut report,
-    )
-    .await;
+    let mut pipeline = pipeline::Pipeline {
+        settings: &s,
+        dep: &dep,
+        http: &http,
+        svcs: &mut svcs,
+        pool: &pool,
+        world: world.clone(),
+    };
+    let result = pipeline.all(&args, &mut report).await;
     for svc in svcs.drain(..) {
         services::stop(svc, STOP_GRACE).await;
     }
