@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{Report, Target};
+use crate::load::Latency;
 
 impl Report {
     /// Derived figures and the targets of issue 9.
@@ -17,59 +18,40 @@ impl Report {
             _ => None,
         };
         let mut t = Vec::new();
-        let judge = |ok: Option<bool>| match ok {
-            Some(true) => "met",
-            Some(false) => "NOT met",
-            None => "n/a",
-        };
-        t.push(Target {
-            target: "uniform: committed >= 6,000 transfers/s sustained".into(),
-            figure: uniform
-                .map(|u| format!("{u:.0}/s"))
-                .unwrap_or_else(|| "-".into()),
-            status: judge(uniform.map(|u| u >= 6000.0)),
-        });
-        t.push(Target {
-            target: "uniform: >= 0.35 x raw batched ceiling (same run)".into(),
-            figure: self
-                .pipeline_over_raw
-                .map(|x| format!("{x:.2} x"))
-                .unwrap_or_else(|| "-".into()),
-            status: judge(self.pipeline_over_raw.map(|x| x >= 0.35)),
-        });
+        t.push(target(
+            "uniform: committed >= 6,000 transfers/s sustained",
+            uniform,
+            |u| format!("{u:.0}/s"),
+            |u| u >= 6000.0,
+        ));
+        t.push(target(
+            "uniform: >= 0.35 x raw batched ceiling (same run)",
+            self.pipeline_over_raw,
+            |x| format!("{x:.2} x"),
+            |x| x >= 0.35,
+        ));
         let hot_ratio = match (hot, uniform) {
             (Some(h), Some(u)) if u > 0.0 => Some(h / u),
             _ => None,
         };
-        t.push(Target {
-            target: "hot (10 accounts): >= 50 % of uniform".into(),
-            figure: hot_ratio
-                .map(|x| format!("{:.0} %", x * 100.0))
-                .unwrap_or_else(|| "-".into()),
-            status: judge(hot_ratio.map(|x| x >= 0.5)),
-        });
-        let p99_50 = self
-            .open(50.0)
-            .filter(|r| r.e2e_ms.count > 0)
-            .map(|r| r.e2e_ms.p99);
-        t.push(Target {
-            target: "50 % load: p99 HTTP -> committed WS event < 25 ms".into(),
-            figure: p99_50
-                .map(|x| format!("{x:.1} ms"))
-                .unwrap_or_else(|| "-".into()),
-            status: judge(p99_50.map(|x| x < 25.0)),
-        });
-        let p50_10 = self
-            .open(10.0)
-            .filter(|r| r.e2e_ms.count > 0)
-            .map(|r| r.e2e_ms.p50);
-        t.push(Target {
-            target: "10 % load: p50 HTTP -> committed WS event < 5 ms".into(),
-            figure: p50_10
-                .map(|x| format!("{x:.1} ms"))
-                .unwrap_or_else(|| "-".into()),
-            status: judge(p50_10.map(|x| x < 5.0)),
-        });
+        t.push(target(
+            "hot (10 accounts): >= 50 % of uniform",
+            hot_ratio,
+            |x| format!("{:.0} %", x * 100.0),
+            |x| x >= 0.5,
+        ));
+        t.push(target(
+            "50 % load: p99 HTTP -> committed WS event < 25 ms",
+            self.e2e_at(50.0, |l| l.p99),
+            |x| format!("{x:.1} ms"),
+            |x| x < 25.0,
+        ));
+        t.push(target(
+            "10 % load: p50 HTTP -> committed WS event < 5 ms",
+            self.e2e_at(10.0, |l| l.p50),
+            |x| format!("{x:.1} ms"),
+            |x| x < 5.0,
+        ));
         let mut rss: BTreeMap<String, f64> = BTreeMap::new();
         for r in self.runs.iter().filter(|r| r.mode == "closed") {
             for (k, v) in &r.rss {
@@ -98,5 +80,35 @@ impl Report {
             status: judge((checks > 0).then_some(self.all_invariants_hold)),
         });
         self.targets = t;
+    }
+
+    /// A quantile of the open loop at `pct` % load, if it measured anything.
+    fn e2e_at(&self, pct: f64, quantile: fn(&Latency) -> f64) -> Option<f64> {
+        self.open(pct)
+            .filter(|r| r.e2e_ms.count > 0)
+            .map(|r| quantile(&r.e2e_ms))
+    }
+}
+
+/// "met", "NOT met", or "n/a" when there is no figure to judge.
+fn judge(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "n/a",
+    }
+}
+
+/// One target: its figure as `show` prints it ("-" when missing), judged by `ok`.
+fn target(
+    target: &str,
+    figure: Option<f64>,
+    show: impl Fn(f64) -> String,
+    ok: impl Fn(f64) -> bool,
+) -> Target {
+    Target {
+        target: target.into(),
+        figure: figure.map(show).unwrap_or_else(|| "-".into()),
+        status: judge(figure.map(ok)),
     }
 }
