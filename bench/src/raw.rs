@@ -19,6 +19,10 @@ use crate::load::{Latency, Scenario, seeded_rng};
 use crate::procfs;
 use crate::seed::World;
 
+/// After a failed apply_batch, the pause before the loop tries again: a
+/// failing database is not hammered, and the window barely loses time.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RawResult {
     pub scenario: &'static str,
@@ -111,7 +115,7 @@ pub async fn ceiling(
                     }
                     Err(e) => {
                         eprintln!("[bench] raw apply_batch failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(RETRY_PAUSE).await;
                     }
                 }
             }
