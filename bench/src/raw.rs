@@ -15,9 +15,13 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::load::{Latency, Rng, Scenario};
+use crate::load::{Latency, Scenario, seeded_rng};
 use crate::procfs;
 use crate::seed::World;
+
+/// After a failed apply_batch, the pause before the loop tries again: a
+/// failing database is not hammered, and the window barely loses time.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RawResult {
@@ -72,7 +76,7 @@ pub async fn ceiling(
             hist.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(0x5eed + c as u64 * 7919);
+            let mut rng = seeded_rng(0x5eed + c as u64 * 7919);
             let mut seq = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let requests: Vec<TransferRequest> = (0..batch)
@@ -111,7 +115,7 @@ pub async fn ceiling(
                     }
                     Err(e) => {
                         eprintln!("[bench] raw apply_batch failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(RETRY_PAUSE).await;
                     }
                 }
             }

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use testkit::Readiness;
 use tokio::process::{Child, Command};
 
 /// Where this run's data lives: database, stream and key prefixes.
@@ -23,15 +24,6 @@ pub struct Deployment {
     pub gateway: SocketAddr,
     pub notifier: SocketAddr,
     pub processor: SocketAddr,
-}
-
-pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    free_port()
-}
-
-fn free_port() -> anyhow::Result<SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?)
 }
 
 impl Deployment {
@@ -51,9 +43,9 @@ impl Deployment {
             nats_url,
             redis_url,
             log_dir,
-            gateway: free_port()?,
-            notifier: free_port()?,
-            processor: free_port()?,
+            gateway: testkit::try_free_addr()?,
+            notifier: testkit::try_free_addr()?,
+            processor: testkit::try_free_addr()?,
         })
     }
 
@@ -140,26 +132,17 @@ pub async fn start(
     })
 }
 
+/// Waits for `/readyz`; an error if the process exits or `timeout` passes.
 pub async fn wait_ready(
     http: &reqwest::Client,
     svc: &mut Service,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let url = format!("http://{}/readyz", svc.addr);
-    loop {
-        if !svc.alive() {
-            anyhow::bail!("{} exited during start-up", svc.name);
-        }
-        if let Ok(r) = http.get(&url).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("{} not ready after {timeout:?}", svc.name);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let (name, addr) = (svc.name, svc.addr);
+    match testkit::await_ready(http, addr, timeout, || !svc.alive()).await {
+        Readiness::Ready => Ok(()),
+        Readiness::Exited => anyhow::bail!("{name} exited during start-up"),
+        Readiness::TimedOut => anyhow::bail!("{name} not ready after {timeout:?}"),
     }
 }
 

@@ -14,6 +14,15 @@ use crate::workload::{CURRENCIES, FUNDS_CENTS, User};
 
 pub const PREFIX: &str = "chaos";
 
+/// The checker's own requests (readiness): a service that takes longer to
+/// answer `/readyz` is not ready.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a (re)started service may take to be ready: a processor
+/// restarted during a database outage waits for PostgreSQL first.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long each service may take to stop on SIGTERM at the end of the run.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
 pub struct Bank {
     pub dir: PathBuf,
     pub pg: Postgres,
@@ -44,7 +53,7 @@ impl Bank {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         let bin = services::bin_dir()?;
-        let (g, n) = (services::free_addr()?, services::free_addr()?);
+        let (g, n) = (testkit::try_free_addr()?, testkit::try_free_addr()?);
         let mut env: BTreeMap<String, String> = [
             ("DATABASE_URL", url.clone()),
             ("NATS_URL", nats.url()),
@@ -75,7 +84,7 @@ impl Bank {
         let notifier = Service::new(&bin, "notifier", "notifier", n, env.clone(), &logs);
         let mut procs = Vec::new();
         for i in 1..=processors {
-            let addr = services::free_addr()?;
+            let addr = testkit::try_free_addr()?;
             env.insert("PROCESSOR_ADDR".into(), addr.to_string());
             procs.push(Service::new(
                 &bin,
@@ -95,9 +104,7 @@ impl Bank {
             gateway,
             notifier,
             processors: procs,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()?,
+            http: reqwest::Client::builder().timeout(PROBE_TIMEOUT).build()?,
             problems: Vec::new(),
         })
     }
@@ -149,9 +156,12 @@ impl Bank {
             Which::Notifier => &mut self.notifier,
             Which::Processor(i) => &mut self.processors[i],
         };
-        if !svc.wait_ready(&http, Duration::from_secs(60)).await {
-            self.problems
-                .push(format!("{} not ready 60 s after (re)start", svc.name));
+        if !svc.wait_ready(&http, READY_TIMEOUT).await {
+            self.problems.push(format!(
+                "{} not ready {} s after (re)start",
+                svc.name,
+                READY_TIMEOUT.as_secs()
+            ));
         }
     }
 
@@ -165,11 +175,10 @@ impl Bank {
 
     /// Graceful stop of everything; the run directory is removed unless `keep`.
     pub async fn shutdown(mut self, keep: bool) {
-        let grace = Duration::from_secs(15);
-        self.gateway.terminate(grace).await;
-        self.notifier.terminate(grace).await;
+        self.gateway.terminate(SHUTDOWN_GRACE).await;
+        self.notifier.terminate(SHUTDOWN_GRACE).await;
         for p in &mut self.processors {
-            p.terminate(grace).await;
+            p.terminate(SHUTDOWN_GRACE).await;
         }
         self.pool.close().await;
         self.nats.stop().await;

@@ -5,6 +5,13 @@ use std::time::Duration;
 
 use crate::bank::Bank;
 
+/// Between killing a process and starting it again: long enough for its
+/// port and connections to be gone, short against the checker's gaps.
+const RESTART_PAUSE: Duration = Duration::from_millis(500);
+/// How long a processor may take to drain and exit on SIGTERM (its
+/// in-flight batch, acks); longer is reported as a problem.
+const TERM_GRACE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
     KillProcessor,
@@ -55,24 +62,24 @@ impl Bank {
         round: usize,
         outage: Duration,
     ) -> anyhow::Result<()> {
-        let restart_pause = Duration::from_millis(500);
         match fault {
             Fault::KillProcessor => {
                 let i = round % self.processors.len();
                 self.processors[i].kill9().await;
-                tokio::time::sleep(restart_pause).await;
+                tokio::time::sleep(RESTART_PAUSE).await;
                 self.restart_processor(i).await?;
             }
             Fault::TermProcessor => {
                 let i = (round + 1) % self.processors.len();
-                let code = self.processors[i].terminate(Duration::from_secs(30)).await;
+                let code = self.processors[i].terminate(TERM_GRACE).await;
                 if code != Some(0) {
                     self.problems.push(format!(
-                        "{} did not exit 0 on SIGTERM within 30 s (exit code {code:?})",
-                        self.processors[i].name
+                        "{} did not exit 0 on SIGTERM within {} s (exit code {code:?})",
+                        self.processors[i].name,
+                        TERM_GRACE.as_secs()
                     ));
                 }
-                tokio::time::sleep(restart_pause).await;
+                tokio::time::sleep(RESTART_PAUSE).await;
                 self.restart_processor(i).await?;
             }
             Fault::RestartNats => {
@@ -93,7 +100,7 @@ impl Bank {
             Fault::StopRedis => self.redis.outage(outage).await?,
             Fault::KillNotifier => {
                 self.notifier.kill9().await;
-                tokio::time::sleep(restart_pause).await;
+                tokio::time::sleep(RESTART_PAUSE).await;
                 self.notifier.start()?;
                 self.ready_or_note(Which::Notifier).await;
             }
@@ -112,7 +119,7 @@ impl Bank {
             }
             Fault::KillGateway => {
                 self.gateway.kill9().await;
-                tokio::time::sleep(restart_pause).await;
+                tokio::time::sleep(RESTART_PAUSE).await;
                 self.gateway.start()?;
                 self.ready_or_note(Which::Gateway).await;
             }

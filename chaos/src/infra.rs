@@ -9,10 +9,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
 
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// How often a port is tried while waiting for it to open or close.
+const PORT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a started server may take to open its port (NATS replaying its
+/// store, Redis loading its append-only file).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a signalled server may take to exit before it is killed.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the port of an exited server may take to close.
+const PORT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(testkit::try_free_addr()?.port())
 }
 
 fn is_root() -> bool {
@@ -81,7 +89,7 @@ async fn wait_port(port: u16, up: bool, timeout: Duration) -> bool {
         if Instant::now() > deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(PORT_POLL_INTERVAL).await;
     }
 }
 
@@ -181,7 +189,7 @@ impl Server {
             .spawn()
             .with_context(|| format!("start {}", self.program))?;
         self.child = Some(child);
-        if !wait_port(self.port, true, Duration::from_secs(30)).await {
+        if !wait_port(self.port, true, START_TIMEOUT).await {
             bail!("{} did not open port {}", self.program, self.port);
         }
         Ok(())
@@ -197,13 +205,13 @@ impl Server {
                 libc::kill(pid, sig);
             }
         }
-        if tokio::time::timeout(Duration::from_secs(20), child.wait())
+        if tokio::time::timeout(EXIT_TIMEOUT, child.wait())
             .await
             .is_err()
         {
             let _ = child.kill().await;
         }
-        wait_port(self.port, false, Duration::from_secs(10)).await;
+        wait_port(self.port, false, PORT_CLOSE_TIMEOUT).await;
     }
 }
 

@@ -27,6 +27,16 @@ use crate::bank::Bank;
 use crate::watch::Seen;
 use crate::workload::Load;
 
+/// How often the request count is looked at while waiting for `--requests`.
+const REQUESTS_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long unanswered requests are still resent after the load stopped.
+const RESEND_AFTER_STOP: Duration = Duration::from_secs(60);
+/// How long every accepted transfer may take to be final once the load
+/// stopped (it is one of the checks, printed with this bound).
+const DRAIN_BOUND: Duration = Duration::from_secs(120);
+/// How long late WebSocket events are waited for before a missing one counts.
+const NOTIFY_WAIT: Duration = Duration::from_secs(30);
+
 #[derive(Parser, Debug)]
 #[command(about = "Runs the bank under faults and checks that no money is lost or doubled")]
 struct Args {
@@ -145,12 +155,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     while load.counts.attempts.load(Ordering::Relaxed) < min_requests {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(REQUESTS_POLL_INTERVAL).await;
     }
     // Stop new requests; resend what is unanswered for a bounded time.
     load.stop.store(true, Ordering::Relaxed);
     if let Ok(mut d) = load.deadline.lock() {
-        *d = Some(Instant::now() + Duration::from_secs(60));
+        *d = Some(Instant::now() + RESEND_AFTER_STOP);
     }
     for w in workers {
         let _ = w.await;
@@ -168,10 +178,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             .collect();
         set.into_iter().collect()
     };
-    let bound = Duration::from_secs(120);
     let stopped = last_fault.elapsed().as_secs_f64();
-    let drain = check::drain(&bank, &accepted, bound).await?;
-    let mut rows = check::check(&bank, &load, &seen, Duration::from_secs(30)).await?;
+    let drain = check::drain(&bank, &accepted, DRAIN_BOUND).await?;
+    let mut rows = check::check(&bank, &load, &seen, NOTIFY_WAIT).await?;
     seen.stop.store(true, Ordering::Relaxed);
     for w in watchers {
         let _ = w.await;
@@ -179,7 +188,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     rows.insert(
         0,
         check::Row {
-            name: "every 202 final within 120 s after the load stopped".into(),
+            name: format!(
+                "every 202 final within {} s after the load stopped",
+                DRAIN_BOUND.as_secs()
+            ),
             ok: drain.all_final,
             detail: format!(
                 "{} accepted transfers final {:.1}s after the load stopped ({:.1}s after the last fault)",

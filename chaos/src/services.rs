@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::process::{Child, Command};
@@ -58,24 +58,13 @@ impl Service {
 
     /// Waits for `/readyz`; false if the process died or `timeout` passed.
     pub async fn wait_ready(&mut self, http: &reqwest::Client, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let url = format!("http://{}/readyz", self.addr);
-        loop {
-            if let Some(c) = &mut self.child
-                && !matches!(c.try_wait(), Ok(None))
-            {
-                return false;
-            }
-            if let Ok(r) = http.get(&url).send().await
-                && r.status().is_success()
-            {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let child = &mut self.child;
+        let exited = || {
+            child
+                .as_mut()
+                .is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
+        };
+        testkit::await_ready(http, self.addr, timeout, exited).await == testkit::Readiness::Ready
     }
 
     pub async fn kill9(&mut self) {
@@ -118,11 +107,4 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(dir)
-}
-
-pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(SocketAddr::from((
-        [127, 0, 0, 1],
-        crate::infra::free_port()?,
-    )))
 }

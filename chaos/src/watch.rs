@@ -8,10 +8,18 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use shared::backoff::Backoff;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::workload::Load;
+
+/// Reconnect back-off, as the web page's: the first pause (also the pause
+/// after a connection that worked and then closed), and the longest.
+const RECONNECT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a read waits before looking at the stop flag again.
+const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 pub struct Seen {
@@ -28,7 +36,7 @@ pub struct Seen {
 
 pub async fn watch(load: Arc<Load>, seen: Arc<Seen>, ws_url: String, user: usize) {
     let mut since: Option<String> = None;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(RECONNECT_BACKOFF_INITIAL, RECONNECT_BACKOFF_MAX);
     while !seen.stop.load(Ordering::Relaxed) {
         let mut url = format!("{ws_url}?access_token={}", load.token(user));
         if let Some(s) = &since {
@@ -42,16 +50,15 @@ pub async fn watch(load: Arc<Load>, seen: Arc<Seen>, ws_url: String, user: usize
                 {
                     let _ = load.login(user).await;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff.wait().await;
                 continue;
             }
         };
         seen.connects.fetch_add(1, Ordering::Relaxed);
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         let (mut tx, mut rx) = socket.split();
         loop {
-            let next = tokio::time::timeout(Duration::from_millis(500), rx.next()).await;
+            let next = tokio::time::timeout(STOP_CHECK_INTERVAL, rx.next()).await;
             if seen.stop.load(Ordering::Relaxed) {
                 let _ = tx.close().await;
                 return;
@@ -96,6 +103,8 @@ pub async fn watch(load: Arc<Load>, seen: Arc<Seen>, ws_url: String, user: usize
                 _ => {}
             }
         }
-        tokio::time::sleep(backoff).await;
+        // The connection worked and closed: the back-off was reset on
+        // connect, so this is its first pause.
+        tokio::time::sleep(RECONNECT_BACKOFF_INITIAL).await;
     }
 }

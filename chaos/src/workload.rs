@@ -10,34 +10,33 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use shared::backoff::Backoff;
+use testkit::SplitMix64 as Rng;
 use uuid::Uuid;
 
 pub const CURRENCIES: [&str; 2] = ["EUR", "USD"];
 /// Every account starts with this much (in cents).
 pub const FUNDS_CENTS: i64 = 1_000_000;
 
-/// SplitMix64: tiny, seedable, and the same sequence on every machine.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    /// True with probability `p` percent.
-    pub fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
+/// How long one request may take before it counts as a transient timeout
+/// (and is resent): long enough for a gateway waiting out a NATS restart.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection attempt may take: a killed gateway refuses at once,
+/// so anything slower is a stuck port.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Idle connections kept per host: one per client and then some.
+const POOL_IDLE_PER_HOST: usize = 256;
+/// Login retries while the gateway is down (a restart takes seconds), and
+/// the pause between them: together a minute.
+const LOGIN_ATTEMPTS: usize = 300;
+const LOGIN_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+/// Resend back-off: the first pause, and the longest (a careful client
+/// retries within a second or so once the bank is back).
+const RESEND_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
+const RESEND_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The longest `Retry-After` honoured: the checker's outages are short, and
+/// a client that waits longer only slows the drain down.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -124,9 +123,9 @@ pub struct Load {
 impl Load {
     pub fn new(api: String, users: Vec<User>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(2))
-            .pool_max_idle_per_host(256)
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .build()?;
         let hot = (users.len() / 6).max(2);
         Ok(Self {
@@ -152,24 +151,14 @@ impl Load {
     /// Logs `user` in (again), retrying while the gateway is unavailable.
     pub async fn login(&self, user: usize) -> anyhow::Result<()> {
         let u = &self.users[user];
-        for _ in 0..300 {
-            let r = self
-                .http
-                .post(format!("{}/v1/auth/login", self.api))
-                .json(&json!({"username": u.name, "password": u.password}))
-                .send()
-                .await;
-            if let Ok(r) = r
-                && r.status().is_success()
-                && let Ok(v) = r.json::<Value>().await
-                && let Some(t) = v["access_token"].as_str()
-            {
+        for _ in 0..LOGIN_ATTEMPTS {
+            if let Ok(login) = testkit::login(&self.http, &self.api, &u.name, &u.password).await {
                 if let Ok(mut tokens) = self.tokens.write() {
-                    tokens[user] = t.to_owned();
+                    tokens[user] = login.access_token;
                 }
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(LOGIN_RETRY_INTERVAL).await;
         }
         anyhow::bail!("cannot log in as {}", u.name)
     }
@@ -188,7 +177,7 @@ impl Load {
             Ok(log) => (log[idx].user, log[idx].key.clone(), log[idx].body.clone()),
             Err(_) => return,
         };
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(RESEND_BACKOFF_INITIAL, RESEND_BACKOFF_MAX);
         loop {
             self.counts.attempts.fetch_add(1, Ordering::Relaxed);
             let sent = self
@@ -261,11 +250,13 @@ impl Load {
             if self.past_deadline() {
                 return;
             }
+            // The back-off grows on every resend, also when the server's
+            // Retry-After decides this one wait.
+            let delay = backoff.next_delay();
             let wait = retry_after
-                .map(|s| Duration::from_millis(s * 1000).min(Duration::from_secs(2)))
-                .unwrap_or(backoff);
+                .map(|s| Duration::from_secs(s).min(RETRY_AFTER_MAX))
+                .unwrap_or(delay);
             tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
 
@@ -299,7 +290,10 @@ impl Load {
         };
         Request {
             user: from,
-            key: format!("chaos-{}", Uuid::from_u64_pair(rng.next(), rng.next())),
+            key: format!(
+                "chaos-{}",
+                Uuid::from_u64_pair(rng.next_u64(), rng.next_u64())
+            ),
             body: json!({
                 "from_account": self.users[from].accounts[c].to_string(),
                 "to_account": self.users[to].accounts[c].to_string(),

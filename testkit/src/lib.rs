@@ -3,6 +3,9 @@
 //! * [`TestDb`]: a fresh, migrated database `t_<uuid>`, dropped afterwards.
 //! * [`TestNats`]: a unique stream prefix, streams deleted afterwards.
 //! * [`TestRedis`]: a unique key prefix, keys deleted afterwards.
+//! * [`net`], [`rng`] and (feature `http`) [`http`]: the free ports, the
+//!   seeded generator, readiness and login that tests, the bench and the
+//!   bank checker share instead of each keeping a copy.
 //!
 //! Server addresses come from `TEST_DATABASE_URL` (an admin URL),
 //! `NATS_URL` and `REDIS_URL`, defaulting to the local development services.
@@ -12,6 +15,20 @@ use std::time::Duration;
 use shared::streams::Topology;
 use sqlx::PgPool;
 use uuid::Uuid;
+
+#[cfg(feature = "http")]
+pub mod http;
+pub mod net;
+pub mod rng;
+
+#[cfg(feature = "http")]
+pub use http::{Login, LoginError, Readiness, await_ready, dev_password, login, wait_ready};
+pub use net::{free_addr, try_free_addr};
+pub use rng::SplitMix64;
+
+/// How often [`eventually`] checks again: quick enough not to slow a test
+/// down, slow enough not to load the services it polls.
+const EVENTUALLY_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 pub fn admin_database_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -234,7 +251,8 @@ impl Drop for TestRedis {
     }
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout`.
+/// Polls `check` every 50 ms (`EVENTUALLY_POLL_INTERVAL`) until it returns
+/// `Some`, or panics after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -248,7 +266,7 @@ where
         if tokio::time::Instant::now() > deadline {
             panic!("timed out after {timeout:?} waiting for {what}");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(EVENTUALLY_POLL_INTERVAL).await;
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use system_tests::BOB_EUR;
 use system_tests::procs::{Env, Services, free_addr, wait_ready};
 use testkit::{TestDb, TestNats, TestRedis};
@@ -31,16 +31,10 @@ async fn resubmitting_after_killing_client_and_gateway_applies_each_line_once() 
     wait_ready(&http, gateway).await;
     wait_ready(&http, processor).await;
 
-    let login: Value = http
-        .post(format!("{api}/v1/auth/login"))
-        .json(&json!({"username": "batch", "password": "batch-dev-password"}))
-        .send()
+    let token = testkit::login(&http, &api, "batch", &testkit::dev_password("batch"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
+        .expect("login")
+        .access_token;
     let n = lines();
     let mut csv = String::from("from_account,to_account,amount,currency,reference\n");
     for i in 0..n {

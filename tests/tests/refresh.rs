@@ -27,15 +27,7 @@ async fn post(stack: &Stack, path: &str, token: &str, body: Value) -> (u16, Valu
 
 /// Logs in; returns the whole token response.
 async fn login(stack: &Stack, user: &str) -> Value {
-    let (status, body) = post(
-        stack,
-        "/v1/auth/login",
-        "",
-        json!({"username": user, "password": format!("{user}-dev-password")}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
+    stack.login_response(user).await.body
 }
 
 async fn refresh(stack: &Stack, refresh_token: &Value) -> (u16, Value) {

@@ -507,15 +507,15 @@ async fn production_mode_takes_secrets_from_files_and_refuses_the_dev_key() {
         .unwrap();
     let http = reqwest::Client::new();
     procs::wait_ready(&http, addr).await;
-    let r = http
-        .post(format!("http://{addr}/v1/auth/login"))
-        .json(&json!({"username": "alice", "password": "alice-dev-password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let token: Value = r.json().await.unwrap();
-    let claims = keys().verify(token["access_token"].as_str().unwrap());
+    let token = testkit::login(
+        &http,
+        &format!("http://{addr}"),
+        "alice",
+        "alice-dev-password",
+    )
+    .await
+    .expect("login with the key from JWT_SECRET_FILE");
+    let claims = keys().verify(&token.access_token);
     assert!(claims.is_ok(), "signed with the key from JWT_SECRET_FILE");
     let _ = child.kill();
     let _ = child.wait();

@@ -88,16 +88,10 @@ async fn collector() -> (String, Spans) {
 }
 
 async fn login(http: &reqwest::Client, api: &str, user: &str) -> String {
-    let r: Value = http
-        .post(format!("{api}/v1/auth/login"))
-        .json(&json!({"username": user, "password": format!("{user}-dev-password")}))
-        .send()
+    testkit::login(http, api, user, &testkit::dev_password(user))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"].as_str().unwrap().to_owned()
+        .expect("login")
+        .access_token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

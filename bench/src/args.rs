@@ -1,0 +1,117 @@
+//! The command line, and the settings it resolves to (`--quick` changes
+//! the defaults).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::load;
+
+/// How long the drain after a run may see no progress before it gives up
+/// (the rest counts as unconfirmed): a full run's backlog is larger.
+const DRAIN_STALL: Duration = Duration::from_secs(15);
+const DRAIN_STALL_QUICK: Duration = Duration::from_secs(5);
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "bench",
+    about = "Throughput and latency of the transfer pipeline next to the raw PostgreSQL ceiling"
+)]
+pub struct Args {
+    /// Folder with the release binaries gateway, processor, notifier, bankadmin.
+    #[arg(long, env = "BIN")]
+    pub bin: PathBuf,
+    /// A tiny run proving the harness works (2,000 accounts, 1 s warm-up, 3 s windows).
+    #[arg(long)]
+    pub quick: bool,
+    /// Accounts to create and fund [default: 100000, --quick: 2000].
+    #[arg(long)]
+    pub accounts: Option<usize>,
+    /// Bench users owning the accounts (one WebSocket each).
+    #[arg(long, default_value_t = 8)]
+    pub users: usize,
+    /// Warm-up before each measurement window, seconds [default: 5, --quick: 1].
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Measurement window, seconds [default: 30, --quick: 3].
+    #[arg(long)]
+    pub measure: Option<f64>,
+    /// Requests in flight in the closed loop.
+    #[arg(long, default_value_t = 128)]
+    pub concurrency: usize,
+    /// Processor replicas sharing the durable consumer (1–4); per-stage
+    /// histograms are read from the first.
+    #[arg(long, env = "BENCH_PROCESSORS", default_value_t = 1)]
+    pub processors: usize,
+    /// Connections of the raw ceiling loop.
+    #[arg(long, default_value_t = 4)]
+    pub raw_connections: usize,
+    /// Transfers per transaction in the raw ceiling loop.
+    #[arg(long, default_value_t = 500)]
+    pub raw_batch: usize,
+    /// Open-loop rates, in percent of the measured uniform maximum.
+    #[arg(long, value_delimiter = ',', default_value = "10,25,50,75")]
+    pub open_loads: Vec<f64>,
+    /// Open loop: most requests outstanding before sends are dropped (counted).
+    #[arg(long, default_value_t = 4096)]
+    pub max_inflight: usize,
+    /// JSON output [default: bench/results/latest.json, --quick: bench/results/quick.json].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// PostgreSQL server URL without a database name.
+    #[arg(
+        long,
+        env = "BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    pub pg: String,
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    #[arg(long)]
+    pub skip_raw: bool,
+    #[arg(long)]
+    pub skip_hot: bool,
+    #[arg(long)]
+    pub skip_open: bool,
+    /// Skip the primary-key lookup probe.
+    #[arg(long)]
+    pub skip_probe: bool,
+    /// Keep the database, streams and logs (debugging).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+pub struct Settings {
+    pub accounts: usize,
+    pub warmup: Duration,
+    pub measure: Duration,
+    pub drain_stall: Duration,
+    pub out: PathBuf,
+}
+
+impl Args {
+    pub fn settings(&self) -> Settings {
+        let (accounts, warmup, measure, out) = if self.quick {
+            (2_000, 1.0, 3.0, "bench/results/quick.json")
+        } else {
+            (100_000, 5.0, 30.0, "bench/results/latest.json")
+        };
+        Settings {
+            accounts: self
+                .accounts
+                .unwrap_or(accounts)
+                .max(2 * load::HOT_ACCOUNTS),
+            warmup: Duration::from_secs_f64(self.warmup.unwrap_or(warmup)),
+            measure: Duration::from_secs_f64(self.measure.unwrap_or(measure)),
+            drain_stall: if self.quick {
+                DRAIN_STALL_QUICK
+            } else {
+                DRAIN_STALL
+            },
+            out: self.out.clone().unwrap_or_else(|| PathBuf::from(out)),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! After the faults: wait for the queue to drain, then check every
+//! invariant against the database and what the clients were told.
+//!
+//! One module per invariant group: `drain` (the end of the run),
+//! `bookkeeping` (double entry, limits, conservation), `requests` (answers
+//! against the ledger) and `notify` (WebSocket events).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::bank::Bank;
+use crate::watch::Seen;
+use crate::workload::Load;
+
+mod bookkeeping;
+mod drain;
+mod notify;
+mod requests;
+
+pub use drain::drain;
+
+pub struct Row {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn row(rows: &mut Vec<Row>, name: &str, bad: &[String], ok_detail: String) {
+    let ok = bad.is_empty();
+    let detail = if ok {
+        ok_detail
+    } else {
+        format!(
+            "{} violation(s): {}",
+            bad.len(),
+            bad.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+        )
+    };
+    rows.push(Row {
+        name: name.to_owned(),
+        ok,
+        detail,
+    });
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct Stored {
+    pub(crate) id: Uuid,
+    pub(crate) owner: Uuid,
+    pub(crate) key: String,
+    pub(crate) status: String,
+    pub(crate) amount: Decimal,
+    pub(crate) to_account: Uuid,
+    pub(crate) processed_at: DateTime<Utc>,
+}
+
+async fn stored(bank: &Bank, owners: &[Uuid]) -> anyhow::Result<Vec<Stored>> {
+    Ok(sqlx::query_as(
+        "SELECT id, owner_id AS owner, idempotency_key AS key, status, amount, to_account,
+                processed_at
+           FROM transfers WHERE owner_id = ANY($1)",
+    )
+    .bind(owners)
+    .fetch_all(&bank.pool)
+    .await?)
+}
+
+/// Every check, as table rows.
+pub async fn check(
+    bank: &Bank,
+    load: &Load,
+    seen: &Seen,
+    notify_wait: Duration,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let owners: Vec<Uuid> = load.users.iter().map(|u| u.id).collect();
+
+    bookkeeping::check(bank, load, &mut rows).await?;
+    let stored = stored(bank, &owners).await?;
+    requests::against_requests(load, &stored, &mut rows)?;
+    notify::check(load, seen, &stored, notify_wait, &mut rows).await;
+    Ok(rows)
+}
