@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backoff;
 pub mod batch_file;
 pub mod config;
+pub mod event_feed;
 pub mod health;
 pub mod messages;
 pub mod metrics;
