@@ -4,6 +4,7 @@
 
 pub mod config;
 mod relay;
+mod results;
 mod watchdog;
 mod worker;
 

@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, Message};
 use ledger::LedgerError;
-use ledger::apply::{
-    Applied, Stages, TransferRequest, apply_atomic, apply_batch_with_stages, record_failure,
-};
+use ledger::apply::{Mode, Stages, TransferRequest, apply, record_failures};
 use shared::messages::{AtomicBatchCommand, ResultBatch, SCHEMA_VERSION, TransferCommand};
 use shared::shutdown::Shutdown;
 use sqlx::PgPool;
@@ -26,6 +24,7 @@ use tokio_stream::StreamExt;
 use tracing::Span;
 
 use crate::Config;
+use crate::results;
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -318,7 +317,7 @@ async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Result<(
     let mut delay = BACKOFF_START;
     let mut shutdown = shutdown.clone();
     let applied = loop {
-        match apply_batch_with_stages(&ctx.pool, &requests, &stages).await {
+        match apply(&ctx.pool, &requests, &stages, Mode::Independent).await {
             Ok(applied) => break applied,
             Err(e) if e.is_transient() => {
                 metrics::counter!("processor_apply_retries_total").increment(1);
@@ -335,7 +334,7 @@ async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Result<(
     };
     metrics::histogram!("processor_apply_seconds").record(started.elapsed().as_secs_f64());
     drop(db_spans);
-    record_outcomes(&applied);
+    results::record_outcomes(&applied);
     // Each result carries its transfer's trace onward (results stream → Redis
     // → notifier) from a span that covers the hand-over.
     let publish_spans: Vec<Span> = group
@@ -350,16 +349,8 @@ async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Result<(
             )
         })
         .collect();
-    let mut transfers = applied.transfers;
-    for (result, span) in transfers.iter_mut().zip(&publish_spans) {
-        result.traceparent = shared::telemetry::traceparent(span);
-    }
-    let results = ResultBatch {
-        v: SCHEMA_VERSION,
-        transfers,
-        accounts: applied.accounts,
-        batches: vec![],
-    };
+    let traceparents = publish_spans.iter().map(shared::telemetry::traceparent);
+    let results = results::of_applied(&applied, traceparents);
     publish_results(ctx, &results, group, &mut shutdown).await?;
     drop(publish_spans);
     for (id, owner) in group
@@ -376,20 +367,6 @@ async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Result<(
         }
     }
     Ok(())
-}
-
-fn record_outcomes(applied: &Applied) {
-    use ledger::apply::Outcome;
-    for o in &applied.outcomes {
-        let (outcome, reason) = match o {
-            Outcome::Committed => ("committed", ""),
-            Outcome::Rejected(r) => ("rejected", r.as_str()),
-            Outcome::Duplicate => ("duplicate", ""),
-            Outcome::KeyReused => ("key_reused", ""),
-        };
-        metrics::counter!("processor_transfers_total", "outcome" => outcome, "reason" => reason)
-            .increment(1);
-    }
 }
 
 /// Tells JetStream we are still working on these (resets their ack timer).
@@ -461,14 +438,9 @@ async fn nak_all(group: &[Item]) {
 async fn dead_letter(ctx: &Ctx, m: &Message, request: Option<&TransferRequest>, error: &str) {
     tracing::error!(error, subject = %m.subject, "dead-lettering a transfer message");
     if let Some(r) = request {
-        match record_failure(&ctx.pool, r).await {
-            Ok(result) => {
-                let results = ResultBatch {
-                    v: SCHEMA_VERSION,
-                    transfers: vec![result],
-                    accounts: vec![],
-                    batches: vec![],
-                };
+        match record_failures(&ctx.pool, std::slice::from_ref(r)).await {
+            Ok(rows) => {
+                let results = results::of_given_up(&rows);
                 let mut stop = Shutdown::never();
                 let _ = publish_results(ctx, &results, &[], &mut stop).await;
             }
@@ -549,7 +521,7 @@ async fn handle_atomic(ctx: &Ctx, message: Message, shutdown: &Shutdown) {
     let mut shutdown = shutdown.clone();
     let mut delay = BACKOFF_START;
     let applied = loop {
-        match apply_atomic(&ctx.pool, &requests, &stages).await {
+        match apply(&ctx.pool, &requests, &stages, Mode::Atomic).await {
             Ok(a) => break a,
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, "ledger unavailable; retrying atomic batch");
@@ -564,33 +536,18 @@ async fn handle_atomic(ctx: &Ctx, message: Message, shutdown: &Shutdown) {
                 delay = (delay * 2).min(BACKOFF_MAX);
             }
             Err(e) => {
-                for r in &requests {
-                    if let Ok(result) = record_failure(&ctx.pool, r).await {
-                        let results = ResultBatch {
-                            v: SCHEMA_VERSION,
-                            transfers: vec![result],
-                            accounts: vec![],
-                            batches: vec![],
-                        };
-                        let _ = publish_results(ctx, &results, &[], &mut Shutdown::never()).await;
-                    }
+                // One statement for the whole batch, one result batch.
+                if let Ok(rows) = record_failures(&ctx.pool, &requests).await {
+                    let results = results::of_given_up(&rows);
+                    let _ = publish_results(ctx, &results, &[], &mut Shutdown::never()).await;
                 }
                 return dead_letter(ctx, &message, None, &e.to_string()).await;
             }
         }
     };
-    record_outcomes(&applied);
-    let mut transfers = applied.transfers;
+    results::record_outcomes(&applied);
     let tp = shared::telemetry::traceparent(&span);
-    for t in &mut transfers {
-        t.traceparent = tp.clone();
-    }
-    let results = ResultBatch {
-        v: SCHEMA_VERSION,
-        transfers,
-        accounts: applied.accounts,
-        batches: vec![],
-    };
+    let results = results::of_applied(&applied, std::iter::repeat(tp));
     if publish_results(ctx, &results, &[], &mut shutdown)
         .await
         .is_ok()
