@@ -68,16 +68,10 @@ fn schedule_progress(ctx: &Ctx, batch: uuid::Uuid, owner: uuid::Uuid) {
         let Ok(counts) = ledger::batches::counts(&pool, batch).await else {
             return;
         };
-        let committed: i64 = counts
-            .iter()
-            .filter(|c| c.status == "committed")
-            .map(|c| c.transfers)
-            .sum();
-        let rejected: i64 = counts
-            .iter()
-            .filter(|c| c.status == "rejected")
-            .map(|c| c.transfers)
-            .sum();
+        let ledger::batches::Tally {
+            committed,
+            rejected,
+        } = ledger::batches::Tally::of(&counts);
         let count = i64::from(row.count);
         let pending = (count - committed - rejected).max(0);
         let results = ResultBatch {
