@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use rand::RngExt;
@@ -22,12 +21,9 @@ use shared::event_feed::{self, RelayArgs};
 use shared::messages::{Event, ResultBatch};
 use shared::shutdown::Shutdown;
 
-/// Idle heartbeat of a pull: a silent server is noticed within two of them.
-const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
-/// How long one pull request stays open before a fresh one is made.
-const PULL_EXPIRES: Duration = Duration::from_secs(30);
-/// Wait before pulling again after JetStream refused a pull.
-const PULL_RETRY_DELAY: Duration = Duration::from_secs(1);
+use crate::disposition::{self, Disposition};
+use crate::pull::{PULL_EXPIRES, PULL_HEARTBEAT, PULL_RETRY_DELAY};
+
 /// Result batches pulled at once (each is relayed and acked on its own).
 const RESULTS_PER_PULL: usize = 100;
 /// First wait before reconnecting to Redis; doubles up to the max.
@@ -98,7 +94,7 @@ pub async fn run(
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "undecodable result batch; dropping it");
-                    let _ = message.ack().await;
+                    disposition::settle(&message, Disposition::Ack).await;
                     continue;
                 }
             };
@@ -125,14 +121,14 @@ pub async fn run(
                             return;
                         }
                         // Keep the message ours while we wait.
-                        let _ = message.ack_with(AckKind::Progress).await;
+                        disposition::in_progress(&[&message]).await;
                         backoff.wait().await;
                     }
                 }
             }
             drop(spans);
             metrics::counter!("processor_events_relayed_total").increment(args.events());
-            let _ = message.ack().await;
+            disposition::settle(&message, Disposition::Ack).await;
         }
     }
 }

@@ -1,17 +1,29 @@
 //! Result messages: what the ledger decided, turned into the result batch
-//! the relay hands to the notifiers.
+//! the relay hands to the notifiers, and stored on the results stream.
 //!
 //! Who hears about a transfer is decided here, not in the ledger: the
 //! requester always; the payee's owner only about committed transfers
 //! (never about a rejected attempt on their account).
 
+use std::time::Duration;
+
+use async_nats::jetstream::Message;
 use ledger::apply::{AccountBalance, Applied, AppliedTransfer, Outcome};
 use ledger::transfers::TransferRow;
+use shared::backoff::Backoff;
 use shared::messages::{
     AccountResult, AccountView, ResultBatch, SCHEMA_VERSION, TransferResult, format_money,
 };
+use shared::shutdown::Shutdown;
 use shared::transfer::TransferStatus;
 use uuid::Uuid;
+
+use crate::ctx::{Ctx, Failure, RETRY_BACKOFF_MAX, RETRY_BACKOFF_START, sleep_or_stop};
+use crate::disposition::KeepAlive;
+
+/// Longest wait for JetStream to confirm a result batch is stored, before
+/// trying again.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The users to notify about `t`.
 fn notify(t: &AppliedTransfer) -> Vec<Uuid> {
@@ -92,6 +104,49 @@ pub fn record_outcomes(applied: &Applied) {
         };
         metrics::counter!("processor_transfers_total", "outcome" => outcome, "reason" => reason)
             .increment(1);
+    }
+}
+
+/// Publishes the batch to the results stream and waits for the ack,
+/// retrying until it is stored or shutdown is requested, keeping `holding`
+/// (the messages it answers) ours meanwhile. Only then may they be acked: a
+/// result is never lost between commit and notification (a redelivery
+/// re-emits it from the ledger).
+pub async fn publish(
+    ctx: &Ctx,
+    results: &ResultBatch,
+    holding: &[&Message],
+    shutdown: &mut Shutdown,
+) -> Result<(), Failure> {
+    if results.transfers.is_empty() && results.accounts.is_empty() {
+        return Ok(());
+    }
+    let payload = match serde_json::to_vec(results) {
+        Ok(p) => bytes::Bytes::from(p),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode results");
+            return Ok(());
+        }
+    };
+    let mut backoff = Backoff::new(RETRY_BACKOFF_START, RETRY_BACKOFF_MAX);
+    let mut keep_alive = KeepAlive::new(ctx.config.consumer.ack_wait);
+    loop {
+        let attempt = async {
+            ctx.js
+                .publish(ctx.config.topology.results_subject.clone(), payload.clone())
+                .await?
+                .await
+        };
+        match tokio::time::timeout(PUBLISH_TIMEOUT, attempt).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot publish results; retrying"),
+            Err(_) => tracing::warn!("publishing results timed out; retrying"),
+        }
+        if shutdown.is_triggered() {
+            return Err(Failure::Stopped);
+        }
+        keep_alive.tick(holding).await;
+        sleep_or_stop(backoff.next_delay(), shutdown).await;
     }
 }
 
