@@ -133,8 +133,8 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// [`apply`] of independent transfers without stages (the raw benchmark's
-/// and the funding path's call, kept for them).
+/// [`apply`] of independent transfers without stages: the raw benchmark's
+/// call, kept for it.
 pub async fn apply_batch(
     pool: &PgPool,
     requests: &[TransferRequest],
@@ -200,8 +200,10 @@ async fn decide_and_write(
                 processed_at,
             );
         }
-        transfers.push(r, reason, processed_at, stages.get(i).unwrap_or(&no_stages));
-        let row = stored_row(r, reason, processed_at);
+        let fingerprint = r.fingerprint().to_vec();
+        let stage = stages.get(i).unwrap_or(&no_stages);
+        transfers.push(r, fingerprint.clone(), reason, processed_at, stage);
+        let row = stored_row(r, fingerprint, reason, processed_at);
         let outcome = reason.map_or(Outcome::Committed, Outcome::Rejected);
         applied.push(outcome, row.clone(), payee(&accounts, r.to_account));
         // A second copy of this id later in the same batch is a duplicate.
@@ -269,6 +271,7 @@ async fn lock_accounts(
 /// The row a newly decided request becomes (what a later read returns).
 fn stored_row(
     r: &TransferRequest,
+    fingerprint: Vec<u8>,
     reason: Option<RejectReason>,
     processed_at: DateTime<Utc>,
 ) -> TransferRow {
@@ -279,7 +282,7 @@ fn stored_row(
     TransferRow {
         id: r.id,
         owner_id: r.owner,
-        fingerprint: r.fingerprint().to_vec(),
+        fingerprint,
         from_account: r.from_account,
         to_account: r.to_account,
         amount: r.amount,

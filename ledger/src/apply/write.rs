@@ -91,10 +91,12 @@ pub(super) struct TransferRows {
 }
 
 impl TransferRows {
-    /// Adds `r` as decided: `reason` is `None` for a committed transfer.
+    /// Adds `r` (whose fingerprint is `fingerprint`) as decided: `reason`
+    /// is `None` for a committed transfer.
     pub(super) fn push(
         &mut self,
         r: &TransferRequest,
+        fingerprint: Vec<u8>,
         reason: Option<RejectReason>,
         processed_at: DateTime<Utc>,
         stages: &Stages,
@@ -106,7 +108,7 @@ impl TransferRows {
         self.id.push(r.id);
         self.owner_id.push(r.owner);
         self.idempotency_key.push(r.idempotency_key.clone());
-        self.fingerprint.push(r.fingerprint().to_vec());
+        self.fingerprint.push(fingerprint);
         self.from_account.push(r.from_account);
         self.to_account.push(r.to_account);
         self.amount.push(r.amount);
@@ -133,7 +135,13 @@ impl TransferRows {
         processed_at: DateTime<Utc>,
         stages: &Stages,
     ) {
-        self.push(r, Some(reason), processed_at, stages);
+        self.push(
+            r,
+            r.fingerprint().to_vec(),
+            Some(reason),
+            processed_at,
+            stages,
+        );
         if let Some(last) = self.currency.last_mut() {
             *last = last.chars().take(3).collect();
         }
