@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::LedgerError;
-use crate::apply::{Outcome, TransferRequest, apply_batch};
+use crate::apply::{Mode, Outcome, TransferRequest, apply};
 
 /// Owner of the funding accounts. Its role `system` cannot log in.
 pub const SYSTEM_USERNAME: &str = "bank";
@@ -122,7 +122,7 @@ pub async fn fund(
     let system = system_user(pool).await?;
     let funding = funding_account(pool, currency).await?;
     let request = funding_request(system, funding, account, currency, amount, key);
-    let applied = apply_batch(pool, &[request]).await?;
+    let applied = apply(pool, &[request], &[], Mode::Independent).await?;
     Ok(applied
         .outcomes
         .first()

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use shared::transfer::TransferStatus;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -85,6 +86,28 @@ pub struct CountRow {
     pub currency: String,
     pub transfers: i64,
     pub amount: Decimal,
+}
+
+/// How many of a batch's payments are settled, by final status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub committed: i64,
+    pub rejected: i64,
+}
+
+impl Tally {
+    /// Sums [`counts`] rows by status (typed, not by comparing strings).
+    pub fn of(counts: &[CountRow]) -> Self {
+        let mut tally = Self::default();
+        for c in counts {
+            match TransferStatus::parse(&c.status) {
+                Some(TransferStatus::Committed) => tally.committed += c.transfers,
+                Some(TransferStatus::Rejected) => tally.rejected += c.transfers,
+                _ => {}
+            }
+        }
+        tally
+    }
 }
 
 /// Processed payments by status and currency.

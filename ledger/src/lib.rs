@@ -88,6 +88,9 @@ pub async fn drop_database(url: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// How often the pool gauges are refreshed.
+const POOL_METRICS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Reports the pool's open and idle connections every 5 s as
 /// `db_pool_connections{state="open"|"idle"}` (until the runtime stops).
 pub fn report_pool_metrics(pool: PgPool) {
@@ -97,7 +100,7 @@ pub fn report_pool_metrics(pool: PgPool) {
             metrics::gauge!("db_pool_connections", "state" => "idle").set(pool.num_idle() as f64);
             metrics::gauge!("db_pool_connections", "state" => "max")
                 .set(f64::from(pool.options().get_max_connections()));
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(POOL_METRICS_INTERVAL).await;
         }
     });
 }

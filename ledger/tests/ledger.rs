@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use chrono::Utc;
-use ledger::apply::{Outcome, TransferRequest, apply_batch};
+use ledger::apply::{Mode, Outcome, TransferRequest, apply, apply_batch, record_failures};
 use ledger::{admin, invariants};
 use rand::RngExt;
 use rust_decimal::Decimal;
@@ -80,7 +80,7 @@ async fn assert_invariants(db: &TestDb) -> invariants::Report {
 async fn a_batch_commits_and_rejects_each_transfer_on_its_own() {
     let db = TestDb::new().await;
     let (alice, a) = customer(&db, "alice", 1, "100").await;
-    let (_bob, b) = customer(&db, "bob", 1, "0").await;
+    let (bob, b) = customer(&db, "bob", 1, "0").await;
 
     let batch = vec![
         request(alice, a[0], b[0], "60"),
@@ -104,9 +104,10 @@ async fn a_batch_commits_and_rejects_each_transfer_on_its_own() {
     );
     assert_eq!(balance(&db, a[0]).await, Decimal::ZERO);
     assert_eq!(balance(&db, b[0]).await, dec("100"));
-    // Bob hears about the two commits to his account, not about the rejections.
-    assert_eq!(applied.transfers[0].notify.len(), 2);
-    assert_eq!(applied.transfers[1].notify, vec![alice]);
+    // The ledger names the payee's owner (the processor decides who hears).
+    assert_eq!(applied.transfers[0].payee_owner, Some(bob));
+    assert_eq!(applied.transfers[0].transfer.owner_id, alice);
+    assert_eq!(applied.transfers[5].payee_owner, None);
     assert_eq!(applied.accounts.len(), 2);
 
     // The whole batch again (a redelivery): nothing moves, results re-emitted.
@@ -140,6 +141,66 @@ async fn duplicates_inside_one_batch_apply_once() {
         applied.outcomes,
         vec![Outcome::Committed, Outcome::Duplicate, Outcome::Duplicate]
     );
+    assert_eq!(balance(&db, a[1]).await, dec("13"));
+    assert_invariants(&db).await;
+}
+
+#[tokio::test]
+async fn an_atomic_batch_commits_all_or_stores_all_rejected() {
+    let db = TestDb::new().await;
+    let (alice, a) = customer(&db, "alice", 2, "10").await;
+    let ok = vec![
+        request(alice, a[0], a[1], "3"),
+        request(alice, a[1], a[0], "1"),
+    ];
+    let applied = apply(&db.pool, &ok, &[], Mode::Atomic).await.unwrap();
+    assert_eq!(applied.outcomes, vec![Outcome::Committed; 2]);
+    assert_eq!(balance(&db, a[1]).await, dec("12"));
+
+    let refused = vec![
+        request(alice, a[0], a[1], "1"),
+        request(alice, a[0], a[1], "100"), // overdraws: the batch aborts
+        request(alice, a[1], a[0], "1"),
+    ];
+    let applied = apply(&db.pool, &refused, &[], Mode::Atomic).await.unwrap();
+    assert_eq!(
+        applied.outcomes,
+        vec![
+            Outcome::Rejected(RejectReason::BatchAborted),
+            Outcome::Rejected(RejectReason::InsufficientFunds),
+            Outcome::Rejected(RejectReason::BatchAborted),
+        ]
+    );
+    assert!(applied.accounts.is_empty());
+    for (t, r) in applied.transfers.iter().zip(&refused) {
+        assert_eq!(t.transfer.id, r.id);
+        assert_eq!(t.transfer.status, "rejected");
+    }
+    assert_eq!(balance(&db, a[1]).await, dec("12"));
+    // Redelivered: the stored answers stand.
+    let again = apply(&db.pool, &refused, &[], Mode::Atomic).await.unwrap();
+    assert!(again.outcomes.iter().all(|o| *o == Outcome::Duplicate));
+    assert_invariants(&db).await;
+}
+
+#[tokio::test]
+async fn given_up_transfers_are_stored_rejected_once() {
+    let db = TestDb::new().await;
+    let (alice, a) = customer(&db, "alice", 2, "10").await;
+    let done = request(alice, a[0], a[1], "3");
+    apply_batch(&db.pool, std::slice::from_ref(&done))
+        .await
+        .unwrap();
+    let mut odd = request(alice, a[0], a[1], "1");
+    odd.currency = "EURO".into();
+    let rows = record_failures(&db.pool, &[done.clone(), odd.clone()])
+        .await
+        .unwrap();
+    // An existing transfer keeps its row; a new one is stored rejected.
+    assert_eq!(rows[0].status, "committed");
+    assert_eq!(rows[1].id, odd.id);
+    assert_eq!(rows[1].reason.as_deref(), Some("processing_failed"));
+    assert_eq!(rows[1].currency, "EUR");
     assert_eq!(balance(&db, a[1]).await, dec("13"));
     assert_invariants(&db).await;
 }

@@ -7,43 +7,27 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
+use shared::backoff::Backoff;
+use shared::event_feed::{self, Line};
 use shared::shutdown::Shutdown;
 use uuid::Uuid;
 
 use crate::hub::{Hub, Push};
 
-/// An event id: the Redis epoch and the user's sequence number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventId {
-    pub epoch: String,
-    pub seq: u64,
-}
+pub use shared::event_feed::{EventId, message};
 
-impl EventId {
-    pub fn parse(text: &str) -> Option<Self> {
-        let (epoch, seq) = text.split_once('.')?;
-        if epoch.is_empty() || epoch.len() > 32 || !epoch.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
-            return None;
-        }
-        Some(Self {
-            epoch: epoch.to_owned(),
-            seq: seq.parse().ok()?,
-        })
-    }
-}
-
-/// The full JSON message: the fragment is the event without its `{`.
-pub fn message(epoch: &str, seq: u64, fragment: &str) -> String {
-    format!("{{\"id\":\"{epoch}.{seq}\",{fragment}")
-}
+/// First wait before resubscribing after Redis went away; doubles up to the max.
+const SUBSCRIBE_BACKOFF_START: Duration = Duration::from_millis(200);
+/// Longest wait between subscription attempts: a returning Redis is
+/// noticed within seconds.
+const SUBSCRIBE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Subscribes to `<prefix>:events` and fans out to the hub, reconnecting
 /// with backoff. After any gap in the subscription every client is told to
 /// resync.
 pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shutdown: Shutdown) {
-    let channel = format!("{prefix}:events");
-    let mut delay = Duration::from_millis(200);
+    let channel = event_feed::channel(&prefix);
+    let mut backoff = Backoff::new(SUBSCRIBE_BACKOFF_START, SUBSCRIBE_BACKOFF_MAX);
     let mut had_connection = false;
     while !shutdown.is_triggered() {
         let attempt = async {
@@ -58,9 +42,8 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
                 tracing::warn!(error = %e, "Redis unavailable for events; retrying");
                 tokio::select! {
                     _ = shutdown.wait() => return,
-                    _ = tokio::time::sleep(delay) => {},
+                    _ = backoff.wait() => {},
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
@@ -69,7 +52,7 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
             metrics::counter!("notifier_resyncs_total", "cause" => "redis_reconnect").increment(1);
         }
         had_connection = true;
-        delay = Duration::from_millis(200);
+        backoff.reset();
         tracing::info!("subscribed to events");
         let mut messages = pubsub.on_message();
         loop {
@@ -89,25 +72,19 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
     }
 }
 
-/// `"<user> <epoch>.<seq> <traceparent|-> <fragment>"` → the user's connections.
+/// One pub/sub line ([`Line`]) → the user's connections.
 fn dispatch(hub: &Hub, payload: &str) {
-    let mut parts = payload.splitn(4, ' ');
-    let (Some(user), Some(id), Some(traceparent), Some(fragment)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let Some(line) = Line::decode(payload) else {
         return;
     };
-    let (Ok(user), Some(id)) = (user.parse::<Uuid>(), EventId::parse(id)) else {
-        return;
-    };
-    let text = message(&id.epoch, id.seq, fragment);
+    let text = line.message();
     hub.send(
-        user,
+        line.user,
         Push::Event {
-            epoch: id.epoch.into(),
-            seq: id.seq,
+            epoch: line.id.epoch.into(),
+            seq: line.id.seq,
             text: text.into(),
-            traceparent: (traceparent != "-").then(|| traceparent.into()),
+            traceparent: line.traceparent.map(Into::into),
         },
     );
 }
@@ -131,17 +108,17 @@ pub async fn catch_up(
     // The epoch is created by whoever needs it first (the relay does the
     // same), so the ids a client gets before any event stay valid after it.
     let _: Option<String> = redis::cmd("SET")
-        .arg(format!("{prefix}:epoch"))
-        .arg(format!("{:08x}", rand::random::<u32>()))
+        .arg(event_feed::epoch_key(prefix))
+        .arg(event_feed::epoch_text(rand::random::<u32>()))
         .arg("NX")
         .query_async(redis)
         .await?;
     let epoch: Option<String> = redis::cmd("GET")
-        .arg(format!("{prefix}:epoch"))
+        .arg(event_feed::epoch_key(prefix))
         .query_async(redis)
         .await?;
     let current: Option<u64> = redis::cmd("HGET")
-        .arg(format!("{prefix}:seq"))
+        .arg(event_feed::seq_key(prefix))
         .arg(user.to_string())
         .query_async(redis)
         .await?;
@@ -165,8 +142,8 @@ pub async fn catch_up(
         });
     }
     let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(format!("{prefix}:ev:{user}"))
-        .arg(format!("{}-0", since.seq + 1))
+        .arg(event_feed::user_stream_key(prefix, user))
+        .arg(event_feed::stream_entry_id(since.seq + 1))
         .arg("+")
         .arg("COUNT")
         .arg(max)
@@ -175,16 +152,12 @@ pub async fn catch_up(
     let mut events = Vec::with_capacity(entries.len());
     let mut expected = since.seq + 1;
     for (id, fields) in entries {
-        let seq: u64 = id
-            .split('-')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let seq = event_feed::stream_entry_seq(&id).unwrap_or(0);
         if seq != expected {
             // Trimmed away: the client missed more than the buffer holds.
             return Ok(Catchup::Resync { last });
         }
-        let fragment = fields.get(1).map(String::as_str).unwrap_or("");
+        let fragment = event_feed::stream_entry_fragment(&fields).unwrap_or("");
         events.push(message(&last.epoch, seq, fragment));
         expected += 1;
     }
@@ -204,21 +177,6 @@ pub async fn catch_up(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_ids() {
-        assert_eq!(
-            EventId::parse("a1b2.42"),
-            Some(EventId {
-                epoch: "a1b2".into(),
-                seq: 42
-            })
-        );
-        assert_eq!(EventId::parse("42"), None);
-        assert_eq!(EventId::parse("a.b"), None);
-        assert_eq!(EventId::parse(".1"), None);
-        assert_eq!(EventId::parse("x y.1"), None);
-    }
 
     #[test]
     fn messages_are_json() {

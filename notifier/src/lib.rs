@@ -22,6 +22,10 @@ use tokio::net::TcpListener;
 pub use config::Config;
 use state::AppState;
 
+/// Wait between attempts to reach Redis at start-up: the notifier is not
+/// ready until it can read the replay buffers.
+const REDIS_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     shared::metrics::install();
     let listener = TcpListener::bind(config.addr)
@@ -44,7 +48,7 @@ pub async fn serve(
                 if shutdown.is_triggered() {
                     return Ok(());
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(REDIS_RETRY_DELAY).await;
             }
         }
     };

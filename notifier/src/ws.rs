@@ -30,6 +30,10 @@ pub struct WsParams {
 
 const RESYNC: &str = r#"{"type":"resync"}"#;
 
+/// Largest message accepted from a client: the protocol is server-to-client,
+/// so anything bigger than a control frame is abuse.
+const CLIENT_MESSAGE_MAX_BYTES: usize = 4096;
+
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -88,7 +92,7 @@ pub async fn upgrade(
         Err(e) => return (e.status(), e.body_text()).into_response(),
     };
     let expires_in = Duration::from_secs(claims.exp.saturating_sub(shared::auth::unix_now()));
-    ws.max_message_size(4096)
+    ws.max_message_size(CLIENT_MESSAGE_MAX_BYTES)
         .on_upgrade(move |socket| session(state, socket, claims.sub, since, expires_in))
 }
 
@@ -146,7 +150,7 @@ async fn session(
             return;
         }
     };
-    let ready = format!(r#"{{"type":"ready","id":"{}.{}"}}"#, last.epoch, last.seq);
+    let ready = format!(r#"{{"type":"ready","id":"{last}"}}"#);
     if socket.send(Message::Text(ready.into())).await.is_err() {
         state.hub.unregister(user, conn);
         return;

@@ -1,11 +1,26 @@
 //! The processor: applies transfers from JetStream to the PostgreSQL ledger
-//! in batches (see `worker`), and relays results to Redis (see `relay`).
-//! Health and metrics are served on `PROCESSOR_ADDR`.
+//! in batches, and relays results to Redis (see `relay`). Health and
+//! metrics are served on `PROCESSOR_ADDR`.
+//!
+//! A transfer's way through: `pull` (the pull loop and batching) →
+//! `apply` (decode, one ledger transaction per group) → `results` (result
+//! messages, who is notified, stored on the results stream) →
+//! `disposition` (the one place messages are acked) → `relay` (results
+//! into Redis for the notifiers). Beside them: `atomic` (all-or-nothing
+//! batches), `dead_letter` (giving up on a message), `progress` (throttled
+//! batch progress), `watchdog` (a consumer that lost its messages).
 
+mod apply;
+mod atomic;
 pub mod config;
+mod ctx;
+mod dead_letter;
+mod disposition;
+mod progress;
+mod pull;
 mod relay;
+mod results;
 mod watchdog;
-mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +31,19 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use shared::backoff::Backoff;
 use shared::shutdown::Shutdown;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+
+/// First wait before retrying a start-up step (streams, consumers).
+const STARTUP_BACKOFF_START: Duration = Duration::from_millis(200);
+/// Longest wait between start-up attempts.
+const STARTUP_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often the consumer lag gauges are refreshed.
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Retries `f` with capped backoff until it succeeds or shutdown.
 async fn retry<T, E: std::fmt::Display, F, Fut>(
@@ -32,7 +55,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(STARTUP_BACKOFF_START, STARTUP_BACKOFF_MAX);
     loop {
         match f().await {
             Ok(v) => return Ok(v),
@@ -41,8 +64,7 @@ where
         if shutdown.is_triggered() {
             anyhow::bail!("shutdown while waiting for {what}");
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
     }
 }
 
@@ -124,7 +146,7 @@ pub async fn serve(
             .await
     });
 
-    let ctx = Arc::new(worker::Ctx {
+    let ctx = Arc::new(ctx::Ctx {
         pool,
         js,
         config: config.clone(),
@@ -132,11 +154,7 @@ pub async fn serve(
     });
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..config.workers {
-        tasks.spawn(worker::run(
-            ctx.clone(),
-            transfers.clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn(pull::run(ctx.clone(), transfers.clone(), shutdown.clone()));
     }
     tasks.spawn(watchdog::run(
         ctx.js.clone(),
@@ -188,7 +206,7 @@ async fn watch_lag(mut consumer: PullConsumer, mut shutdown: Shutdown) {
         }
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {},
+            _ = tokio::time::sleep(LAG_INTERVAL) => {},
         }
     }
 }

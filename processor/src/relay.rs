@@ -1,72 +1,42 @@
 //! Results relay: result batches from JetStream into Redis, where every
 //! notifier replica picks them up.
 //!
-//! One Lua script per batch, atomically per batch: numbers each user's events
-//! (`HINCRBY <p>:seq <user>`), appends them to the user's bounded replay
-//! stream (`XADD <p>:ev:<user> MAXLEN ~ N`), and publishes them on
-//! `<p>:events`. It also notes when each transfer was relayed (the ops
-//! timeline's last stage) in one hash per hour (`HSET <p>:relayed:<hour>`)
-//! that expires after [`shared::messages::RELAYED_KEEP`]: Redis holds hours
-//! of these, not one key per transfer ever made.
-//! Event ids are `<epoch>.<seq>`; the epoch changes when Redis
-//! lost its data (it keeps nothing on disk here), which tells reconnecting
-//! clients that their `since` is meaningless and they must refetch.
+//! One script run per batch ([`shared::event_feed::RELAY_SCRIPT`]), atomic
+//! per batch: it numbers each user's events, appends them to the user's
+//! bounded replay stream, publishes them on the events channel, and notes
+//! when each transfer was relayed (the ops timeline's last stage). The key
+//! names, fields and line format belong to [`shared::event_feed`], the one
+//! contract with the notifier; nothing here spells them.
 //! The JetStream message is acked only after Redis took the batch, so Redis
 //! being down delays notifications and loses none.
 
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use rand::RngExt;
 use redis::aio::ConnectionManager;
+use shared::backoff::Backoff;
+use shared::event_feed::{self, RelayArgs};
 use shared::messages::{Event, ResultBatch};
 use shared::shutdown::Shutdown;
 
-const SCRIPT: &str = r#"
-local prefix = ARGV[1]
-local maxlen = ARGV[2]
-local now = ARGV[4]
--- This hour's hash of relay times (ops timeline) and how long it is kept:
--- Redis holds that many hours of them, whatever the rate.
-local relayed = ARGV[5]
-local relayed_any = false
-local epoch = redis.call('GET', prefix .. ':epoch')
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('SET', prefix .. ':epoch', epoch)
-end
-for i = 7, #ARGV, 4 do
-  local user = ARGV[i]
-  local traceparent = ARGV[i + 1]
-  local transfer = ARGV[i + 2]
-  local fragment = ARGV[i + 3]
-  local seq = redis.call('HINCRBY', prefix .. ':seq', user, 1)
-  redis.call('XADD', prefix .. ':ev:' .. user, 'MAXLEN', '~', maxlen, seq .. '-0',
-             'f', fragment, 't', traceparent)
-  redis.call('PUBLISH', prefix .. ':events',
-             user .. ' ' .. epoch .. '.' .. seq .. ' ' .. traceparent .. ' ' .. fragment)
-  if transfer ~= '-' then
-    -- When the transfer reached the notifiers (the ops timeline's last stage).
-    redis.call('HSET', relayed, transfer, now)
-    relayed_any = true
-  end
-end
-if relayed_any then
-  redis.call('EXPIRE', relayed, ARGV[6])
-end
-return epoch
-"#;
+use crate::disposition::{self, Disposition};
+use crate::pull::{PULL_EXPIRES, PULL_HEARTBEAT, PULL_RETRY_DELAY};
 
-/// `{"type":…}` without its opening brace: the notifier prepends `{"id":…,`.
-fn fragment(json: &str) -> &str {
-    json.strip_prefix('{').unwrap_or(json)
-}
+/// Result batches pulled at once (each is relayed and acked on its own).
+const RESULTS_PER_PULL: usize = 100;
+/// First wait before reconnecting to Redis; doubles up to the max.
+const CONNECT_BACKOFF_START: Duration = Duration::from_millis(200);
+/// First wait before retrying a batch Redis refused; doubles up to the max.
+const RELAY_BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest wait between Redis attempts: Redis back within seconds is
+/// noticed within seconds.
+const REDIS_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Connects to Redis, retrying until it answers or shutdown.
 pub async fn connect(url: &str, shutdown: &Shutdown) -> Option<ConnectionManager> {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(CONNECT_BACKOFF_START, REDIS_BACKOFF_MAX);
     loop {
         let attempt = async { ConnectionManager::new(redis::Client::open(url)?).await };
         match attempt.await {
@@ -76,8 +46,7 @@ pub async fn connect(url: &str, shutdown: &Shutdown) -> Option<ConnectionManager
         if shutdown.is_triggered() {
             return None;
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
     }
 }
 
@@ -91,20 +60,20 @@ pub async fn run(
     let Some(mut redis) = connect(&redis_url, &shutdown).await else {
         return;
     };
-    let script = redis::Script::new(SCRIPT);
+    let script = redis::Script::new(event_feed::RELAY_SCRIPT);
     while !shutdown.is_triggered() {
         let mut messages = match consumer
             .stream()
-            .max_messages_per_batch(100)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
+            .max_messages_per_batch(RESULTS_PER_PULL)
+            .heartbeat(PULL_HEARTBEAT)
+            .expires(PULL_EXPIRES)
             .messages()
             .await
         {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot pull results; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(PULL_RETRY_DELAY).await;
                 continue;
             }
         };
@@ -125,75 +94,23 @@ pub async fn run(
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "undecodable result batch; dropping it");
-                    let _ = message.ack().await;
+                    disposition::settle(&message, Disposition::Ack).await;
                     continue;
                 }
             };
-            let now = chrono::Utc::now().timestamp_micros();
-            let mut invocation = script.prepare_invoke();
-            invocation
-                .arg(&prefix)
-                .arg(replay_buffer)
-                .arg(format!("{:08x}", rand::rng().random::<u32>()))
-                .arg(now)
-                .arg(shared::messages::relayed_key(&prefix, now))
-                .arg(shared::messages::RELAYED_KEEP.as_secs());
-            let mut events = 0u64;
+            let mut args = RelayArgs::new(
+                &prefix,
+                replay_buffer,
+                event_feed::epoch_text(rand::rng().random::<u32>()),
+                chrono::Utc::now().timestamp_micros(),
+            );
             // One span per transfer, continuing its trace into Redis.
-            let mut spans = Vec::with_capacity(batch.transfers.len());
-            for result in &batch.transfers {
-                let span = tracing::info_span!(
-                    "relay",
-                    otel.name = "bank.transfers.results process",
-                    otel.kind = "consumer",
-                    messaging.system = "nats",
-                    messaging.message.id = %result.transfer.id,
-                );
-                shared::telemetry::continue_from(&span, result.traceparent.as_deref());
-                let traceparent =
-                    shared::telemetry::traceparent(&span).unwrap_or_else(|| "-".into());
-                spans.push(span);
-                let event = Event::TransferUpdated {
-                    transfer: result.transfer.clone(),
-                };
-                if let Ok(json) = serde_json::to_string(&event) {
-                    for user in &result.notify {
-                        invocation
-                            .arg(user.to_string())
-                            .arg(&traceparent)
-                            .arg(result.transfer.id.to_string())
-                            .arg(fragment(&json));
-                        events += 1;
-                    }
-                }
+            let spans = events(&batch, &mut args);
+            let mut invocation = script.prepare_invoke();
+            for arg in args.args() {
+                invocation.arg(arg);
             }
-            for (owner, progress) in &batch.batches {
-                let event = Event::BatchUpdated {
-                    batch: progress.clone(),
-                };
-                if let Ok(json) = serde_json::to_string(&event) {
-                    invocation
-                        .arg(owner.to_string())
-                        .arg("-")
-                        .arg("-")
-                        .arg(fragment(&json));
-                    events += 1;
-                }
-            }
-            for a in &batch.accounts {
-                let event = Event::AccountUpdated {
-                    account: a.account.clone(),
-                };
-                if let Ok(json) = serde_json::to_string(&event) {
-                    invocation
-                        .arg(a.owner.to_string())
-                        .arg("-")
-                        .arg("-")
-                        .arg(fragment(&json));
-                    events += 1;
-                }
-            }
-            let mut delay = Duration::from_millis(100);
+            let mut backoff = Backoff::new(RELAY_BACKOFF_START, REDIS_BACKOFF_MAX);
             loop {
                 match invocation.invoke_async::<String>(&mut redis).await {
                     Ok(_) => break,
@@ -204,15 +121,63 @@ pub async fn run(
                             return;
                         }
                         // Keep the message ours while we wait.
-                        let _ = message.ack_with(AckKind::Progress).await;
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
+                        disposition::in_progress(&[&message]).await;
+                        backoff.wait().await;
                     }
                 }
             }
             drop(spans);
-            metrics::counter!("processor_events_relayed_total").increment(events);
-            let _ = message.ack().await;
+            metrics::counter!("processor_events_relayed_total").increment(args.events());
+            disposition::settle(&message, Disposition::Ack).await;
         }
     }
+}
+
+/// Adds the batch's events to `args` (transfers to everyone notified, batch
+/// progress and account changes to their owners); returns one span per
+/// transfer, to hold until Redis took the batch.
+fn events(batch: &ResultBatch, args: &mut RelayArgs) -> Vec<tracing::Span> {
+    let mut spans = Vec::with_capacity(batch.transfers.len());
+    for result in &batch.transfers {
+        let span = tracing::info_span!(
+            "relay",
+            otel.name = "bank.transfers.results process",
+            otel.kind = "consumer",
+            messaging.system = "nats",
+            messaging.message.id = %result.transfer.id,
+        );
+        shared::telemetry::continue_from(&span, result.traceparent.as_deref());
+        let traceparent = shared::telemetry::traceparent(&span);
+        spans.push(span);
+        let event = Event::TransferUpdated {
+            transfer: result.transfer.clone(),
+        };
+        if let Ok(fragment) = event_feed::encode(&event) {
+            for user in &result.notify {
+                args.push(
+                    *user,
+                    traceparent.as_deref(),
+                    Some(result.transfer.id),
+                    &fragment,
+                );
+            }
+        }
+    }
+    for (owner, progress) in &batch.batches {
+        let event = Event::BatchUpdated {
+            batch: progress.clone(),
+        };
+        if let Ok(fragment) = event_feed::encode(&event) {
+            args.push(*owner, None, None, &fragment);
+        }
+    }
+    for a in &batch.accounts {
+        let event = Event::AccountUpdated {
+            account: a.account.clone(),
+        };
+        if let Ok(fragment) = event_feed::encode(&event) {
+            args.push(a.owner, None, None, &fragment);
+        }
+    }
+    spans
 }

@@ -7,6 +7,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// How long the probe waits for an answer: a container whose service cannot
+/// answer `/healthz` within this is reported unhealthy.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// GETs `/healthz` on `addr` (a listen address; `0.0.0.0` means localhost)
 /// and exits 0 on `200`, 1 otherwise.
 pub async fn probe(addr: &str) -> ExitCode {
@@ -26,7 +30,7 @@ pub async fn probe(addr: &str) -> ExitCode {
         stream.read_exact(&mut head).await?;
         Ok::<_, std::io::Error>(head.starts_with(b"HTTP/1.1 200"))
     };
-    match tokio::time::timeout(Duration::from_secs(3), check).await {
+    match tokio::time::timeout(PROBE_TIMEOUT, check).await {
         Ok(Ok(true)) => ExitCode::SUCCESS,
         other => {
             eprintln!("healthcheck: {target} not healthy ({other:?})");

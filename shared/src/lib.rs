@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod batch_file;
 pub mod batch_line;
 pub mod config;
+pub mod event_feed;
 pub mod health;
 pub mod messages;
 pub mod metrics;

@@ -15,15 +15,9 @@ use crate::transfer::{RejectReason, TransferStatus};
 /// they do not know instead of guessing.
 pub const SCHEMA_VERSION: u8 = 1;
 
-/// How long Redis keeps when each transfer was relayed to the notifiers
-/// (the ops timeline's "notified" stage), in hourly hashes.
-pub const RELAYED_KEEP: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
-
-/// The Redis hash (`<prefix>:relayed:<hour>`) holding the relay times of
-/// the hour `micros` (Unix microseconds) falls in.
-pub fn relayed_key(prefix: &str, micros: i64) -> String {
-    format!("{prefix}:relayed:{}", micros.div_euclid(3_600_000_000))
-}
+// Kept here for callers that read relay times (the gateway's ops timeline);
+// the event feed owns them.
+pub use crate::event_feed::{RELAYED_KEEP, relayed_key};
 
 /// NATS header carrying the transfer id (also the JetStream `Nats-Msg-Id`),
 /// so a message that cannot be decoded can still be named in the dead letter.

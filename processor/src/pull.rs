@@ -1,0 +1,163 @@
+//! The pull loop: messages from the durable consumer, gathered into batches
+//! (up to `batch_max`, waiting at most `linger` to fill one), handed to the
+//! handlers in order, and settled in one place.
+//!
+//! Handling order within a pulled batch: atomic batches and undecodable
+//! messages as they come, then the transfers together in one transaction,
+//! then each transfer on its last allowed delivery alone (a poison message
+//! that kills processes cannot take other transfers with it). A group the
+//! database refuses is split and each transfer applied alone; one that
+//! fails alone is dead-lettered.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::Message;
+use async_nats::jetstream::consumer::PullConsumer;
+use shared::shutdown::Shutdown;
+use tokio_stream::StreamExt;
+
+use crate::apply::{self, Item};
+use crate::ctx::{Ctx, Failure, sleep_or_stop};
+use crate::disposition::{self, Disposition, RETRY_SOON};
+use crate::{atomic, dead_letter};
+
+/// Idle heartbeat of a pull: a silent server is noticed within two of them.
+pub const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long one pull request stays open before a fresh one is made.
+pub const PULL_EXPIRES: Duration = Duration::from_secs(30);
+/// Wait before pulling again after JetStream refused a pull.
+pub const PULL_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// One unit of work from a pulled batch.
+enum Work {
+    Atomic(Message),
+    Undecodable(Message),
+    /// Transfers applied in one transaction.
+    Transfers(Vec<Item>),
+}
+
+pub async fn run(ctx: Arc<Ctx>, consumer: PullConsumer, mut shutdown: Shutdown) {
+    while !shutdown.is_triggered() {
+        let messages = match consumer
+            .stream()
+            .max_messages_per_batch(ctx.config.batch_max)
+            .heartbeat(PULL_HEARTBEAT)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pull from JetStream; retrying");
+                sleep_or_stop(PULL_RETRY_DELAY, &mut shutdown).await;
+                continue;
+            }
+        };
+        let chunks = messages.chunks_timeout(ctx.config.batch_max, ctx.config.linger);
+        tokio::pin!(chunks);
+        loop {
+            let chunk = tokio::select! {
+                _ = shutdown.wait() => return,
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
+            let mut batch = Vec::with_capacity(chunk.len());
+            let mut broken = false;
+            for item in chunk {
+                match item {
+                    Ok(m) => batch.push(m),
+                    // Missed heartbeats, reconnects, a deleted or recreated
+                    // consumer (see watchdog.rs): start a fresh pull.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "pull stream interrupted; pulling again");
+                        broken = true;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                handle(&ctx, batch, &shutdown).await;
+            }
+            if broken {
+                break;
+            }
+        }
+    }
+}
+
+/// Handles one pulled batch: plans the work, runs it in order, settles
+/// every message.
+async fn handle(ctx: &Ctx, messages: Vec<Message>, shutdown: &Shutdown) {
+    let started = Instant::now();
+    let received_at = chrono::Utc::now();
+    let mut queue = VecDeque::new();
+    let mut together = Vec::with_capacity(messages.len());
+    let mut alone = Vec::new();
+    for message in messages {
+        if ctx.config.topology.is_batch_subject(&message.subject) {
+            queue.push_back(Work::Atomic(message));
+            continue;
+        }
+        let Some(cmd) = apply::command(&message) else {
+            queue.push_back(Work::Undecodable(message));
+            continue;
+        };
+        let item = apply::receive(message, cmd, received_at);
+        if apply::last_chance(ctx, &item) {
+            alone.push(item);
+        } else {
+            together.push(item);
+        }
+    }
+    let size = together.len() + alone.len();
+    if !together.is_empty() {
+        queue.push_back(Work::Transfers(together));
+    }
+    queue.extend(alone.into_iter().map(|item| Work::Transfers(vec![item])));
+
+    while let Some(work) = queue.pop_front() {
+        let settled: Vec<(Message, Disposition)> = match work {
+            Work::Atomic(m) => {
+                let d = atomic::handle(ctx, &m, shutdown).await;
+                vec![(m, d)]
+            }
+            Work::Undecodable(m) => {
+                let d = dead_letter::handle(ctx, &m, None, "undecodable message").await;
+                vec![(m, d)]
+            }
+            Work::Transfers(group) => match apply::apply_group(ctx, &group, shutdown).await {
+                Ok(()) => every(group, Disposition::Ack),
+                Err(Failure::Stopped) => every(group, Disposition::Nak(RETRY_SOON)),
+                Err(Failure::Permanent(e)) if group.len() > 1 => {
+                    tracing::warn!(error = %e, size = group.len(), "batch refused; applying one by one");
+                    // Next, in order, before anything else queued.
+                    for item in group.into_iter().rev() {
+                        queue.push_front(Work::Transfers(vec![item]));
+                    }
+                    Vec::new()
+                }
+                Err(Failure::Permanent(e)) => {
+                    let mut out = Vec::with_capacity(group.len());
+                    for item in group {
+                        let error = e.to_string();
+                        let d =
+                            dead_letter::handle(ctx, &item.message, Some(&item.request), &error)
+                                .await;
+                        out.push((item.message, d));
+                    }
+                    out
+                }
+            },
+        };
+        for (message, disposition) in &settled {
+            disposition::settle(message, *disposition).await;
+        }
+    }
+    metrics::histogram!("processor_batch_size").record(size as f64);
+    metrics::histogram!("processor_batch_seconds").record(started.elapsed().as_secs_f64());
+}
+
+fn every(group: Vec<Item>, d: Disposition) -> Vec<(Message, Disposition)> {
+    group.into_iter().map(|item| (item.message, d)).collect()
+}
