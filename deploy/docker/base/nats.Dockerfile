@@ -9,5 +9,5 @@ RUN apt-get update -qq \
  && mkdir -p /data && chown 65532:65532 /data
 USER 65532:65532
 EXPOSE 4222 8222
-ENTRYPOINT ["/usr/bin/nats-server"]
+ENTRYPOINT ["/usr/sbin/nats-server"]
 CMD ["-c", "/etc/nats/nats.conf"]

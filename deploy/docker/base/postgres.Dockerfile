@@ -6,6 +6,8 @@
 # the socket in /var/run/postgresql, `postgres -c ...` as command.
 ARG DEBIAN_BASE=bank/debian-base:bookworm
 FROM ${DEBIAN_BASE}
+# /var/run/postgresql is 3777 as in the official image: docker gives a tmpfs
+# mounted there the image directory's mode (compose's mode= is for podman).
 # No cluster from the package's postinst: the entrypoint runs initdb on the
 # empty volume, as the official image does.
 RUN groupadd -r -g 70 postgres \
@@ -17,7 +19,8 @@ RUN groupadd -r -g 70 postgres \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/postgresql/data /var/run/postgresql \
  && chown -R 70:70 /var/lib/postgresql /var/run/postgresql \
- && chmod 0700 /var/lib/postgresql/data
+ && chmod 0700 /var/lib/postgresql/data \
+ && chmod 3777 /var/run/postgresql
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data \
