@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # The `gateway` service image. Build from the repository root:
 #   docker build -f deploy/docker/gateway.Dockerfile -t bank/gateway .
 # (copy deploy/docker/dockerignore.example to ./.dockerignore first: it keeps

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # The `notifier` service image. Build from the repository root:
 #   docker build -f deploy/docker/notifier.Dockerfile -t bank/notifier .
 # (copy deploy/docker/dockerignore.example to ./.dockerignore first: it keeps

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # The `processor` service image. Build from the repository root:
 #   docker build -f deploy/docker/processor.Dockerfile -t bank/processor .
 # (copy deploy/docker/dockerignore.example to ./.dockerignore first: it keeps
