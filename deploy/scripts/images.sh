@@ -6,19 +6,23 @@
 #   1. base-images.sh: bank/runtime-base, bank/nginx-base and the stand-ins
 #      (each only when absent)
 #   2. cargo build --release of gateway, processor, notifier, bankadmin
-#      (a no-op when up to date; SKIP_CARGO=1 uses $RELEASE as it is)
+#      (a no-op when up to date; SKIP_CARGO=1 uses $RELEASE as it is;
+#      PROFILE=debug packages the debug build instead, for a quick look)
 #   3. frontend/dist (scripts/web.sh build) when missing or older than the
 #      sources, and deploy/docker/httpprobe.rs compiled with rustc
 #   4. deploy/docker/runtime/*.Dockerfile, each in a context that holds
 #      only what it copies, tagged ${REGISTRY:-bank}/NAME:${BANK_VERSION:-dev}
 #      (the names deploy/compose.yaml runs)
-# RELEASE: the release binaries (default $CARGO_TARGET_DIR/release).
+# RELEASE: the binaries to package (default $CARGO_TARGET_DIR/release, or
+# .../debug with PROFILE=debug).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 DOCKER="${DOCKER:-docker}"
-RELEASE="${RELEASE:-${CARGO_TARGET_DIR:-$root/target}/release}"
+PROFILE="${PROFILE:-release}"
+case "$PROFILE" in release|debug) ;; *) echo "images: PROFILE is release or debug" >&2; exit 2 ;; esac
+RELEASE="${RELEASE:-${CARGO_TARGET_DIR:-$root/target}/$PROFILE}"
 REGISTRY="${REGISTRY:-bank}"
 BANK_VERSION="${BANK_VERSION:-dev}"
 stage="$root/.dev/images"
@@ -29,8 +33,9 @@ log() { echo "images: $*" >&2; }
 deploy/scripts/base-images.sh
 
 if [[ "${SKIP_CARGO:-0}" != 1 ]]; then
-  log "cargo build --release (gateway, processor, notifier, bankadmin)"
-  cargo build --release --locked -p gateway -p processor -p notifier -p admin --bins
+  log "cargo build ($PROFILE: gateway, processor, notifier, bankadmin)"
+  cargo build $([[ $PROFILE == release ]] && echo --release) --locked \
+    -p gateway -p processor -p notifier -p admin --bins
 fi
 for bin in "${BINS[@]}"; do
   [[ -x "$RELEASE/$bin" ]] || { log "missing $RELEASE/$bin"; exit 1; }
@@ -52,7 +57,7 @@ build() { # name dockerfile context
   # The legacy builder: no buildx, no frontend image; these files need neither.
   if ! out=$(DOCKER_BUILDKIT=0 $DOCKER build -q -f "$file" -t "$tag" \
       --label "org.opencontainers.image.revision=$revision" \
-      --label "bank.built-from=host release binaries (make images)" "$context" 2>&1); then
+      --label "bank.built-from=host $PROFILE binaries (make images)" "$context" 2>&1); then
     echo "$out" >&2
     exit 1
   fi
