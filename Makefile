@@ -9,7 +9,7 @@ RELEASE := $(CARGO_TARGET_DIR)/release
 
 .PHONY: help dev test services bins build web lint fmt test-rust test-web e2e fuzz fuzz-short chaos chaos-short bench bench-quick clean \
 	deploy-check setup deploy-dev deploy-prod status logs monitor security-scan backup restore \
-	engine engine-stop images down
+	engine engine-stop images down deploy-test
 
 help:
 	@echo "make dev     - start PostgreSQL/Redis/NATS if needed, build, migrate, seed, run everything"
@@ -75,7 +75,7 @@ deploy-check:
 	deploy/scripts/lint-deploy.sh
 	deploy/scripts/test-backup-restore.sh
 
-test: services lint test-rust test-web e2e fuzz-short chaos-short bench-quick deploy-check
+test: services lint test-rust test-web e2e fuzz-short chaos-short bench-quick deploy-check deploy-test
 	@echo "make test: all green"
 
 clean:
@@ -142,3 +142,7 @@ restore:
 	  deploy/scripts/restore.sh --clean $(FILE) 'postgresql:///bank?host=/var/run/postgresql&user=bank'
 	$(DC) run --rm migrate check
 	$(DC) start gateway processor
+# The stack for real: images, dev stack healthy, a transfer through nginx,
+# hardening from docker inspect, backup/restore, the prod overlay, down -v.
+deploy-test:
+	@deploy/scripts/deploy-test.sh
