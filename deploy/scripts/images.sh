@@ -34,8 +34,9 @@ deploy/scripts/base-images.sh
 
 if [[ "${SKIP_CARGO:-0}" != 1 ]]; then
   log "cargo build ($PROFILE: gateway, processor, notifier, bankadmin)"
-  cargo build $([[ $PROFILE == release ]] && echo --release) --locked \
-    -p gateway -p processor -p notifier -p admin --bins
+  profile_flag=()
+  [[ $PROFILE == release ]] && profile_flag=(--release)
+  cargo build "${profile_flag[@]}" --locked -p gateway -p processor -p notifier -p admin --bins
 fi
 for bin in "${BINS[@]}"; do
   [[ -x "$RELEASE/$bin" ]] || { log "missing $RELEASE/$bin"; exit 1; }
@@ -53,7 +54,7 @@ mkdir -p "$stage"
 revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 build() { # name dockerfile context
-  local name="$1" file="$2" context="$3" tag="$REGISTRY/$1:$BANK_VERSION" start=$SECONDS out
+  local file="$2" context="$3" tag="$REGISTRY/$1:$BANK_VERSION" start=$SECONDS out
   # The legacy builder: no buildx, no frontend image; these files need neither.
   if ! out=$(DOCKER_BUILDKIT=0 $DOCKER build -q -f "$file" -t "$tag" \
       --label "org.opencontainers.image.revision=$revision" \

@@ -3,6 +3,9 @@
 # for the compose health check (busybox-static's wget crashes here).
 ARG DEBIAN_BASE=bank/debian-base:bookworm
 FROM ${DEBIAN_BASE}
+# The versions are whatever the machine's Debian mirror serves (a dated
+# snapshot here); pins would break at the next point release.
+# hadolint ignore=DL3008
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends nats-server wget \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \

@@ -3,6 +3,9 @@
 # /tmp (deploy/nginx/nginx.conf), logs to stdout/stderr.
 ARG DEBIAN_BASE=bank/debian-base:bookworm
 FROM ${DEBIAN_BASE}
+# The versions are whatever the machine's Debian mirror serves (a dated
+# snapshot here); pins would break at the next point release.
+# hadolint ignore=DL3008
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends nginx-light \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/www/html \

@@ -10,6 +10,9 @@ FROM ${DEBIAN_BASE}
 # mounted there the image directory's mode (compose's mode= is for podman).
 # No cluster from the package's postinst: the entrypoint runs initdb on the
 # empty volume, as the official image does.
+# The versions are whatever the machine's Debian mirror serves (a dated
+# snapshot here); pins would break at the next point release.
+# hadolint ignore=DL3008
 RUN groupadd -r -g 70 postgres \
  && useradd -r -u 70 -g 70 -d /var/lib/postgresql -s /bin/sh postgres \
  && mkdir -p /etc/postgresql-common/createcluster.d \

@@ -2,6 +2,9 @@
 # redis-cli, user redis = 999:1000 as in the alpine image, /data its volume.
 ARG DEBIAN_BASE=bank/debian-base:bookworm
 FROM ${DEBIAN_BASE}
+# The versions are whatever the machine's Debian mirror serves (a dated
+# snapshot here); pins would break at the next point release.
+# hadolint ignore=DL3008
 RUN groupadd -r -g 1000 redis \
  && useradd -r -u 999 -g 1000 -d /data -s /usr/sbin/nologin redis \
  && apt-get update -qq \

@@ -4,9 +4,13 @@
 # local bank/debian-base (debootstrap of Debian bookworm).
 ARG DEBIAN_BASE=bank/debian-base:bookworm
 FROM ${DEBIAN_BASE} AS pkgs
+# The versions are whatever the machine's Debian mirror serves (a dated
+# snapshot here); pins would break at the next point release.
+WORKDIR /debs
+# hadolint ignore=DL3008
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends ca-certificates \
- && mkdir -p /rootfs /debs && cd /debs \
+ && mkdir -p /rootfs \
  && apt-get download -qq libc6 libgcc-s1 \
  && for deb in /debs/*.deb; do dpkg-deb -x "$deb" /rootfs; done \
  && rm -rf /rootfs/usr/share/doc /rootfs/usr/share/lintian /rootfs/usr/share/man \
