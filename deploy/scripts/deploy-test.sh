@@ -115,9 +115,10 @@ wait_healthy() { # project: every long-running container healthy, one-shots exit
 }
 
 health_table() { # project
+  printf '%-38s %-28s %-8s %s\n' CONTAINER IMAGE STATE HEALTH
   docker ps -aq --filter "label=com.docker.compose.project=$1" | xargs -r docker inspect -f \
     '{{.Name}}|{{.Config.Image}}|{{.State.Status}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}exited {{.State.ExitCode}} (one-shot){{end}}' \
-    | sed 's#^/##' | sort | column -t -s '|' -N CONTAINER,IMAGE,STATE,HEALTH
+    | sed 's#^/##' | sort | awk -F'|' '{ printf "%-38s %-28s %-8s %s\n", $1, $2, $3, $4 }'
 }
 
 say "dev stack up (project $project, web on $base)"
@@ -284,7 +285,8 @@ fi
 gw=$(dc_prod ps -q gateway)
 check "prod: gateway limited to 512M / 0.5 CPU, APP_ENV=production" "$(docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{range .Config.Env}}{{.}} {{end}}' "$gw" \
   | grep -q '^536870912 500000000 .*APP_ENV=production' && echo ok || echo differs)"
-status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WEB_PORT/v1/config" || true)
+status=$(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).status)' \
+  "http://127.0.0.1:$WEB_PORT/v1/config" 2>/dev/null || true)
 check "prod: the edge answers /v1/config" "$([[ $status == 200 ]] && echo ok || echo "$status")"
 dc_prod down -v --remove-orphans 2>&1 | tail -n 1
 check "prod down -v leaves no container, network or volume" \
