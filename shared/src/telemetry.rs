@@ -12,7 +12,9 @@
 //!   other value stops the service at start: a typo must not send traces to
 //!   a port that speaks another protocol, where they would vanish unseen.
 //!   Without an endpoint no OpenTelemetry layer is installed: spans cost what
-//!   plain `tracing` costs and no `traceparent` is sent.
+//!   plain `tracing` costs and no `traceparent` is sent. Every exported span
+//!   also names its service in a `service.name` attribute, for backends that
+//!   drop resource attributes.
 //!
 //! W3C `traceparent` crosses every hop: HTTP → NATS headers → processor →
 //! result batches → Redis events → notifier (see [`traceparent`] and
@@ -138,11 +140,51 @@ fn tracer_provider(service: &'static str) -> Result<Option<SdkTracerProvider>, T
     }
     Ok(Some(
         SdkTracerProvider::builder()
+            .with_span_processor(ServiceOnEverySpan::default())
             .with_batch_exporter(exporter)
             .with_resource(resource.build())
             .build(),
     ))
 }
+
+/// Copies the resource's `service.name` onto every span as an attribute.
+/// Jaeger reads the service from the resource, but some OTLP backends keep
+/// span attributes only (Arize Phoenix, the stand-in trace backend of
+/// `deploy/traces/`): without this their view of a trace cannot say which
+/// service a span came from.
+#[derive(Debug, Default)]
+struct ServiceOnEverySpan {
+    service: Option<opentelemetry::Value>,
+}
+
+impl opentelemetry_sdk::trace::SpanProcessor for ServiceOnEverySpan {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {
+        use opentelemetry::trace::Span as _;
+        if let Some(service) = &self.service {
+            span.set_attribute(opentelemetry::KeyValue::new(SERVICE_NAME, service.clone()));
+        }
+    }
+
+    fn on_end(&self, _span: opentelemetry_sdk::trace::SpanData) {}
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(
+        &self,
+        _timeout: std::time::Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.service = resource.get(&opentelemetry::Key::from_static_str(SERVICE_NAME));
+    }
+}
+
+/// The semantic-convention key of the service's name.
+const SERVICE_NAME: &str = "service.name";
 
 /// Installs logging and, when an OTLP endpoint is set, trace export. Call
 /// it inside a Tokio runtime: the gRPC exporter's channel needs one.
@@ -275,6 +317,43 @@ mod tests {
             err.to_string()
                 .contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         );
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct Collect(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+    impl opentelemetry_sdk::trace::SpanExporter for Collect {
+        async fn export(
+            &self,
+            batch: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_span_carries_the_service_name() {
+        use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+        let collect = Collect::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(ServiceOnEverySpan::default())
+            .with_simple_exporter(collect.clone())
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name("processor")
+                    .build(),
+            )
+            .build();
+        provider.tracer("t").in_span("work", |_| {});
+        let spans = collect.0.lock().unwrap().clone();
+        assert_eq!(spans.len(), 1);
+        let service = spans[0]
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == SERVICE_NAME)
+            .map(|kv| kv.value.to_string());
+        assert_eq!(service.as_deref(), Some("processor"));
     }
 
     /// The tonic exporter builds (inside a runtime, as the services run it).
