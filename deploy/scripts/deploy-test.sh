@@ -6,7 +6,11 @@
 #  2. secrets (gen-secrets.sh into a directory of this run), the dev stack up
 #     under a project name of its own on a free port; every health check
 #  3. through the nginx edge only: login, WebSocket, POST a transfer, its
-#     committed event over the socket, read it back (edge_client.py)
+#     committed event over the socket, read it back (edge_client.py); its
+#     trace (by the ops timeline's trace_id) in the trace backend, with a
+#     screenshot of the backend's UI (docs/screenshots/trace.png, or
+#     TRACE_SCREENSHOT=path), and Prometheus scraping every service and
+#     counting the transfer (where those services run: compose.standin.yaml)
 #  4. the runtime hardening of every running container from docker inspect
 #  5. make status, make logs (LOGS_FOLLOW=0)
 #  6. make backup; restore into a fresh volume: identical tables, invariants;
@@ -152,6 +156,47 @@ failures=$((failures + $(grep -c '^FAIL' <<<"$out" || true)))
 [[ $rc == 0 ]] || check "edge client" "exit $rc"
 result_json="$(tail -n1 <<<"$out")"
 echo "result: $result_json"
+trace_id=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("trace_id") or "")' "$result_json" 2>/dev/null || true)
+
+# --- 3b. the trace in the backend, the counters in Prometheus -----------------
+# Both live on the internal network only; the host reaches a container's
+# address there directly (no published port).
+ip_of() { # service
+  local id; id=$(dc ps -q "$1" 2>/dev/null | head -n1)
+  [[ -n "$id" ]] && docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$id" | awk '{ print $1 }'
+}
+if tb_ip=$(ip_of trace-backend) && [[ -n "$tb_ip" ]]; then
+  say "the transfer's trace in the trace backend (Phoenix, $tb_ip)"
+  if [[ -z "$trace_id" ]]; then
+    check "trace id from the ops timeline" "none"
+  elif $scripts/find-trace.sh "$trace_id" "http://$tb_ip:6006"; then
+    check "trace $trace_id found by the timeline's trace_id: spans from gateway, processor, notifier" ok
+  else
+    check "trace $trace_id in the trace backend" "not found"
+  fi
+  if [[ -n "$trace_id" ]]; then
+    if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
+      echo "installing chromium (Debian package) for the screenshot"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    fi
+    shot="${TRACE_SCREENSHOT:-docs/screenshots/trace.png}"
+    if $scripts/trace-screenshot.sh "$trace_id" "http://$tb_ip:6006" "$shot"; then
+      check "screenshot of the trace in the backend's UI ($shot)" ok
+    else
+      check "screenshot of the trace" "failed"
+    fi
+  fi
+fi
+if prom_ip=$(ip_of prometheus) && [[ -n "$prom_ip" ]]; then
+  say "Prometheus ($prom_ip): targets, rules, the transfer counter"
+  jobs="gateway processor notifier prometheus"
+  [[ -n "$(ip_of trace-backend)" ]] && jobs+=" trace-backend"
+  if MIN_COMMITTED=1 EXPECT_JOBS="$jobs" $scripts/prom-check.sh "http://$prom_ip:9090"; then
+    check "Prometheus scrapes every service, alert rules loaded, counts the test's transfer" ok
+  else
+    check "Prometheus" "prom-check failed"
+  fi
+fi
 
 # --- 4. hardening ------------------------------------------------------------
 hardening() { # project: a table, and one failed check per violation
