@@ -8,7 +8,8 @@ BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE := $(CARGO_TARGET_DIR)/release
 
 .PHONY: help dev test services bins build web lint fmt test-rust test-web e2e fuzz fuzz-short chaos chaos-short bench bench-quick clean \
-	deploy-check setup deploy-dev deploy-prod status logs monitor security-scan backup restore
+	deploy-check setup deploy-dev deploy-prod status logs monitor security-scan backup restore \
+	engine engine-stop images down deploy-test
 
 help:
 	@echo "make dev     - start PostgreSQL/Redis/NATS if needed, build, migrate, seed, run everything"
@@ -74,32 +75,74 @@ deploy-check:
 	deploy/scripts/lint-deploy.sh
 	deploy/scripts/test-backup-restore.sh
 
-test: services lint test-rust test-web e2e fuzz-short chaos-short bench-quick deploy-check
+test: services lint test-rust test-web e2e fuzz-short chaos-short bench-quick deploy-check deploy-test
 	@echo "make test: all green"
 
 clean:
 	rm -rf .dev frontend/dist
 
 # --- Containers (deploy/README.md) ------------------------------------------
-# docker compose, or nerdctl compose where only nerdctl exists.
-COMPOSE ?= $(shell if command -v docker >/dev/null 2>&1; then echo docker compose; elif command -v nerdctl >/dev/null 2>&1; then echo nerdctl compose; else echo docker compose; fi)
-build:
-	$(COMPOSE) -f deploy/compose.yaml build
+# The engine: Docker; deploy/scripts/engine.sh installs Debian's docker.io and
+# docker-compose when missing and starts dockerd when none answers. COMPOSE is
+# `docker compose` (v2) when present, else Debian's `docker-compose` (v1).
+# Both read the same files; the project name is always given with -p.
+COMPOSE ?= $(shell deploy/scripts/engine.sh compose 2>/dev/null || echo docker compose)
+COMPOSE_PROJECT_NAME ?= bank
+# deploy/compose.standin.yaml joins in where the images are Debian stand-ins
+# (no registry here): auto = when postgres:17-alpine carries their label.
+STANDIN ?= auto
+STANDIN_FILE = $(if $(filter 1,$(STANDIN)),-f deploy/compose.standin.yaml,$(if $(filter auto,$(STANDIN)),$(shell docker image inspect -f '{{index .Config.Labels "bank.stand-in"}}' postgres:17-alpine 2>/dev/null | grep -q . && echo -f deploy/compose.standin.yaml)))
+DC = $(COMPOSE) -p $(COMPOSE_PROJECT_NAME) -f deploy/compose.yaml $(STANDIN_FILE)
+DC_PROD = $(DC) -f deploy/compose.prod.yaml
+# `make logs` follows; LOGS_FOLLOW=0 prints and returns.
+LOGS_FOLLOW ?= 1
+# Where make backup writes (FILE= names the file instead).
+BACKUP_DIR ?= backups
+
+engine:
+	@deploy/scripts/engine.sh start
+engine-stop:
+	@deploy/scripts/engine.sh stop
+# Base and stand-in images from Debian packages, then the service images from
+# host-built release binaries (no registry needed).
+images: engine
+	@deploy/scripts/images.sh
+# The from-source multi-stage builds (official bases: needs a registry).
+build: engine
+	$(DC) build
 setup:
-	deploy/scripts/gen-secrets.sh
-deploy-dev:
-	$(COMPOSE) -f deploy/compose.yaml up -d --build
-deploy-prod:
-	$(COMPOSE) -f deploy/compose.yaml -f deploy/compose.prod.yaml up -d --no-build
+	deploy/scripts/gen-secrets.sh $(SECRETS_DIR)
+deploy-dev: images
+	$(DC) up -d --no-build
+deploy-prod: engine
+	@deploy/scripts/check-secrets.sh $(SECRETS_DIR)
+	$(DC_PROD) up -d --no-build
 status:
-	$(COMPOSE) -f deploy/compose.yaml ps
+	$(DC) ps
 logs:
-	$(COMPOSE) -f deploy/compose.yaml logs -f --tail=200
-monitor:
-	$(COMPOSE) -f deploy/compose.yaml -f deploy/compose.monitor.yaml up -d
+	$(DC) logs $(if $(filter 0,$(LOGS_FOLLOW)),,-f) --tail=200
+monitor: engine
+	$(DC) -f deploy/compose.monitor.yaml up -d --no-build
+down:
+	$(DC) down
 security-scan:
 	deploy/scripts/security-scan.sh
+# PostgreSQL is not published: pg_dump / pg_restore run inside its container,
+# over the socket. restore stops the writers, restores in one transaction,
+# checks the ledger invariants (bankadmin check) and starts them again.
 backup:
-	deploy/scripts/backup.sh
+	@PG_DUMP="docker exec -i $$($(DC) ps -q postgres) pg_dump" deploy/scripts/backup.sh \
+	  $(if $(FILE),-o $(FILE),-o $(BACKUP_DIR)/bank-$$(date -u +%Y%m%dT%H%M%SZ).dump) \
+	  'postgresql:///bank?host=/var/run/postgresql&user=bank'
 restore:
-	deploy/scripts/restore.sh $(FILE)
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/bank-....dump"; exit 2; }
+	$(DC) stop gateway processor
+	PG_RESTORE="docker exec -i $$($(DC) ps -q postgres) pg_restore" \
+	  PSQL="docker exec -i $$($(DC) ps -q postgres) psql" \
+	  deploy/scripts/restore.sh --clean $(FILE) 'postgresql:///bank?host=/var/run/postgresql&user=bank'
+	$(DC) run --rm migrate check
+	$(DC) start gateway processor
+# The stack for real: images, dev stack healthy, a transfer through nginx,
+# hardening from docker inspect, backup/restore, the prod overlay, down -v.
+deploy-test:
+	@deploy/scripts/deploy-test.sh

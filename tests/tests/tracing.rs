@@ -1,7 +1,8 @@
 //! One transfer, one trace, across the real gateway, processor and notifier
 //! binaries (child processes) exporting OTLP/HTTP to a collector inside this
 //! test — including a message the processor receives a second time. Also:
-//! `/metrics` is Prometheus text whose counters move.
+//! `/metrics` is Prometheus text whose counters move, and a service given an
+//! OTLP protocol it does not know refuses to start.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use axum::Router;
 use axum::routing::post;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use system_tests::procs::{Env, Services, free_addr, wait_ready};
+use system_tests::procs::{Env, Services, binary, free_addr, wait_ready};
 use system_tests::{ALICE_EUR, BOB_EUR};
 use testkit::{TestDb, TestNats, TestRedis};
 
@@ -336,4 +337,24 @@ async fn one_transfer_is_one_trace_across_every_service_even_when_redelivered() 
     );
     assert!(gateway_metrics.contains("gateway_publish_total{result=\"stored\"}"));
     drop(services);
+}
+
+/// A typo in the protocol must not silently send traces over the wrong
+/// wire: every service stops at start (exit 2, as for invalid settings)
+/// and names the variable and the value.
+#[test]
+fn an_unknown_otlp_protocol_stops_every_service_at_start() {
+    for service in ["gateway", "processor", "notifier"] {
+        let out = std::process::Command::new(binary(service))
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpcs")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{service}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && stderr.contains("grpcs"),
+            "{service}: {stderr}"
+        );
+    }
 }
