@@ -61,10 +61,10 @@ impl Stack {
     /// Like [`Stack::start`], with the gateway's settings adjusted first
     /// (tiny rate limits, short lockouts).
     pub async fn start_with(adjust: impl FnOnce(&mut gateway::Config)) -> Self {
-        if std::env::var_os("RUST_LOG").is_some() {
-            if let Ok(telemetry) = shared::telemetry::init("system-tests") {
-                std::mem::forget(telemetry);
-            }
+        if std::env::var_os("RUST_LOG").is_some()
+            && let Ok(telemetry) = shared::telemetry::init("system-tests")
+        {
+            std::mem::forget(telemetry);
         }
         shared::metrics::install();
         let db = TestDb::new().await;
