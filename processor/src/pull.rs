@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::Message;
 use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::consumer::pull::Stream;
 use shared::shutdown::Shutdown;
 use tokio_stream::StreamExt;
 
@@ -30,6 +31,33 @@ pub const PULL_EXPIRES: Duration = Duration::from_secs(30);
 /// Wait before pulling again after JetStream refused a pull.
 pub const PULL_RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// Opens a pull on `consumer` (up to `batch_max` messages per pull request),
+/// the same way for the transfers and the results. On a refused pull it
+/// logs, waits [`PULL_RETRY_DELAY`] (cut short by shutdown) and answers
+/// `None`: the caller loops and tries again.
+pub async fn open(
+    consumer: &PullConsumer,
+    batch_max: usize,
+    shutdown: &mut Shutdown,
+) -> Option<Stream> {
+    let pulled = consumer
+        .stream()
+        .max_messages_per_batch(batch_max)
+        .heartbeat(PULL_HEARTBEAT)
+        .expires(PULL_EXPIRES)
+        .messages()
+        .await;
+    match pulled {
+        Ok(messages) => Some(messages),
+        Err(e) => {
+            let stream = consumer.cached_info().config.durable_name.clone();
+            tracing::warn!(error = %e, consumer = ?stream, "cannot pull from JetStream; retrying");
+            sleep_or_stop(PULL_RETRY_DELAY, shutdown).await;
+            None
+        }
+    }
+}
+
 /// One unit of work from a pulled batch.
 enum Work {
     Atomic(Message),
@@ -40,20 +68,8 @@ enum Work {
 
 pub async fn run(ctx: Arc<Ctx>, consumer: PullConsumer, mut shutdown: Shutdown) {
     while !shutdown.is_triggered() {
-        let messages = match consumer
-            .stream()
-            .max_messages_per_batch(ctx.config.batch_max)
-            .heartbeat(PULL_HEARTBEAT)
-            .expires(PULL_EXPIRES)
-            .messages()
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pull from JetStream; retrying");
-                sleep_or_stop(PULL_RETRY_DELAY, &mut shutdown).await;
-                continue;
-            }
+        let Some(messages) = open(&consumer, ctx.config.batch_max, &mut shutdown).await else {
+            continue;
         };
         let chunks = messages.chunks_timeout(ctx.config.batch_max, ctx.config.linger);
         tokio::pin!(chunks);

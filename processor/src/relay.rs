@@ -22,7 +22,7 @@ use shared::messages::{Event, ResultBatch};
 use shared::shutdown::Shutdown;
 
 use crate::disposition::{self, Disposition};
-use crate::pull::{PULL_EXPIRES, PULL_HEARTBEAT, PULL_RETRY_DELAY};
+use crate::pull;
 
 /// Result batches pulled at once (each is relayed and acked on its own).
 const RESULTS_PER_PULL: usize = 100;
@@ -62,20 +62,9 @@ pub async fn run(
     };
     let script = redis::Script::new(event_feed::RELAY_SCRIPT);
     while !shutdown.is_triggered() {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(RESULTS_PER_PULL)
-            .heartbeat(PULL_HEARTBEAT)
-            .expires(PULL_EXPIRES)
-            .messages()
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pull results; retrying");
-                tokio::time::sleep(PULL_RETRY_DELAY).await;
-                continue;
-            }
+        let Some(mut messages) = pull::open(&consumer, RESULTS_PER_PULL, &mut shutdown).await
+        else {
+            continue;
         };
         loop {
             let next = tokio::select! {
