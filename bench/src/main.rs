@@ -3,7 +3,7 @@
 //!
 //! 1. A private deployment: its own database, stream prefix and Redis prefix;
 //!    N accounts (default 100,000) owned by a few bench users, funded in bulk.
-//! 2. Raw ceiling: `ledger::apply::apply_batch` (the processor's apply)
+//! 2. Raw ceiling: `ledger::apply::apply` (the processor's apply)
 //!    straight to PostgreSQL, before any service runs.
 //! 3. The services (`$BIN/processor`, `notifier`, `gateway`) as children.
 //! 4. Closed loop (many requests in flight) for the uniform and hot

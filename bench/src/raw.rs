@@ -1,5 +1,5 @@
 //! The raw ceiling: the same double-entry transfers applied straight to
-//! PostgreSQL with `ledger::apply::apply_batch` (exactly the processor's
+//! PostgreSQL with `ledger::apply::apply` (exactly the processor's
 //! apply), in batches, on a few connections. No HTTP, no NATS, no Redis.
 //! Also a probe of what one primary-key lookup per request costs (the
 //! gateway's idempotent-replay check).
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hdrhistogram::Histogram;
-use ledger::apply::{Outcome, TransferRequest, apply_batch};
+use ledger::apply::{Mode, Outcome, TransferRequest, apply};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use crate::load::{Latency, Scenario, seeded_rng};
 use crate::procfs;
 use crate::seed::World;
 
-/// After a failed apply_batch, the pause before the loop tries again: a
+/// After a failed apply, the pause before the loop tries again: a
 /// failing database is not hammered, and the window barely loses time.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
@@ -32,7 +32,7 @@ pub struct RawResult {
     pub committed: u64,
     pub rejected: u64,
     pub transfers_per_s: f64,
-    /// One `apply_batch` call (one transaction), ms.
+    /// One `apply` call (one transaction), ms.
     pub batch_latency_ms: Latency,
     pub cpu_seconds_postgres: f64,
     pub cpu_seconds_loop: f64,
@@ -97,7 +97,7 @@ pub async fn ceiling(
                     })
                     .collect();
                 let started = Instant::now();
-                match apply_batch(&pool, &requests).await {
+                match apply(&pool, &requests, &[], Mode::Independent).await {
                     Ok(applied) => {
                         if window.load(Ordering::Relaxed) {
                             let ok = applied
@@ -114,7 +114,7 @@ pub async fn ceiling(
                         }
                     }
                     Err(e) => {
-                        eprintln!("[bench] raw apply_batch failed: {e}");
+                        eprintln!("[bench] raw apply failed: {e}");
                         tokio::time::sleep(RETRY_PAUSE).await;
                     }
                 }

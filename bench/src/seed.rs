@@ -76,7 +76,7 @@ pub async fn seed(
 }
 
 /// Funds fresh (zero-balance) accounts from the funding account in one
-/// transaction: the same rows `apply_batch` would write (transfers, a debit
+/// transaction: the same rows `ledger::apply::apply` would write (transfers, a debit
 /// and a credit entry each with its running balance, account balances and
 /// versions), computed set-wise. Entry ids are assigned explicitly so the
 /// funding account's running balance follows id order exactly.

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use chrono::Utc;
-use ledger::apply::{Mode, Outcome, TransferRequest, apply, apply_batch, record_failures};
+use ledger::apply::{Mode, Outcome, TransferRequest, apply, record_failures};
 use ledger::{admin, invariants};
 use rand::RngExt;
 use rust_decimal::Decimal;
@@ -90,7 +90,9 @@ async fn a_batch_commits_and_rejects_each_transfer_on_its_own() {
         request(alice, b[0], a[0], "1"), // bob's account
         request(alice, a[0], Uuid::new_v4(), "1"),
     ];
-    let applied = apply_batch(&db.pool, &batch).await.unwrap();
+    let applied = apply(&db.pool, &batch, &[], Mode::Independent)
+        .await
+        .unwrap();
     assert_eq!(
         applied.outcomes,
         vec![
@@ -111,7 +113,9 @@ async fn a_batch_commits_and_rejects_each_transfer_on_its_own() {
     assert_eq!(applied.accounts.len(), 2);
 
     // The whole batch again (a redelivery): nothing moves, results re-emitted.
-    let again = apply_batch(&db.pool, &batch).await.unwrap();
+    let again = apply(&db.pool, &batch, &[], Mode::Independent)
+        .await
+        .unwrap();
     assert!(again.outcomes.iter().all(|o| *o == Outcome::Duplicate));
     assert_eq!(again.transfers[0].transfer, applied.transfers[0].transfer);
     assert_eq!(balance(&db, b[0]).await, dec("100"));
@@ -119,7 +123,9 @@ async fn a_batch_commits_and_rejects_each_transfer_on_its_own() {
     // Same id, different body: refused, nothing moves.
     let mut reused = batch[2].clone();
     reused.amount = dec("1");
-    let r = apply_batch(&db.pool, &[reused]).await.unwrap();
+    let r = apply(&db.pool, &[reused], &[], Mode::Independent)
+        .await
+        .unwrap();
     assert_eq!(r.outcomes, vec![Outcome::KeyReused]);
     assert_eq!(balance(&db, b[0]).await, dec("100"));
 
@@ -134,7 +140,7 @@ async fn duplicates_inside_one_batch_apply_once() {
     let db = TestDb::new().await;
     let (alice, a) = customer(&db, "alice", 2, "10").await;
     let t = request(alice, a[0], a[1], "3");
-    let applied = apply_batch(&db.pool, &[t.clone(), t.clone(), t])
+    let applied = apply(&db.pool, &[t.clone(), t.clone(), t], &[], Mode::Independent)
         .await
         .unwrap();
     assert_eq!(
@@ -188,9 +194,14 @@ async fn given_up_transfers_are_stored_rejected_once() {
     let db = TestDb::new().await;
     let (alice, a) = customer(&db, "alice", 2, "10").await;
     let done = request(alice, a[0], a[1], "3");
-    apply_batch(&db.pool, std::slice::from_ref(&done))
-        .await
-        .unwrap();
+    apply(
+        &db.pool,
+        std::slice::from_ref(&done),
+        &[],
+        Mode::Independent,
+    )
+    .await
+    .unwrap();
     let mut odd = request(alice, a[0], a[1], "1");
     odd.currency = "EURO".into();
     let rows = record_failures(&db.pool, &[done.clone(), odd.clone()])
@@ -280,7 +291,7 @@ async fn concurrent_batches_on_hot_accounts_keep_every_invariant() {
             let mut outcomes = Vec::new();
             for b in mine {
                 loop {
-                    match apply_batch(&pool, &b).await {
+                    match apply(&pool, &b, &[], Mode::Independent).await {
                         Ok(a) => {
                             outcomes.extend(a.outcomes);
                             break;

@@ -63,7 +63,7 @@ impl Report {
     fn raw_ceiling(&self, o: &mut String) {
         let _ = writeln!(
             o,
-            "\nRAW CEILING: ledger::apply::apply_batch straight to PostgreSQL (no HTTP, no NATS)"
+            "\nRAW CEILING: ledger::apply::apply straight to PostgreSQL (no HTTP, no NATS)"
         );
         let _ = writeln!(
             o,

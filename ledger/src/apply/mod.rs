@@ -133,15 +133,6 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// [`apply`] of independent transfers without stages: the raw benchmark's
-/// call, kept for it.
-pub async fn apply_batch(
-    pool: &PgPool,
-    requests: &[TransferRequest],
-) -> Result<Applied, LedgerError> {
-    apply(pool, requests, &[], Mode::Independent).await
-}
-
 /// Steps 1–5 of the module docs inside the caller's transaction.
 async fn decide_and_write(
     conn: &mut PgConnection,
