@@ -164,7 +164,10 @@ async fn teardown(url: &str) -> anyhow::Result<()> {
     ledger::drop_database(url).await?;
     let topology = shared::streams::Topology::from_env()?;
     let nats_url = shared::config::string("NATS_URL", "nats://127.0.0.1:4222");
-    if let Ok(client) = async_nats::connect(&nats_url).await {
+    if let Ok(client) = shared::tls::nats_options(async_nats::ConnectOptions::new())
+        .connect(&nats_url)
+        .await
+    {
         topology
             .delete_streams(&async_nats::jetstream::new(client.clone()))
             .await;
@@ -173,7 +176,7 @@ async fn teardown(url: &str) -> anyhow::Result<()> {
     let redis_url =
         shared::config::secret("REDIS_URL")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let prefix = shared::config::string("REDIS_PREFIX", "bank");
-    let mut conn = redis::Client::open(redis_url)?
+    let mut conn = shared::tls::redis_client(&redis_url)?
         .get_multiplexed_async_connection()
         .await?;
     let keys: Vec<String> = redis::cmd("KEYS")

@@ -71,7 +71,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
     let pool =
         ledger::pool(&config.database_url, config.database_connections).context("DATABASE_URL")?;
     ledger::report_pool_metrics(pool.clone());
-    let nats = async_nats::ConnectOptions::new()
+    let nats = shared::tls::nats_options(async_nats::ConnectOptions::new())
         .name("gateway")
         .retry_on_initial_connect()
         .connect(&config.nats_url)
@@ -105,7 +105,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         public_ws_url: config.public_ws_url.clone(),
         publish_timeout: config.publish_timeout,
         login_permits: tokio::sync::Semaphore::new(LOGIN_CONCURRENCY),
-        redis: redis::Client::open(config.redis_url.as_str()).ok(),
+        redis: shared::tls::redis_client(&config.redis_url).ok(),
         redis_prefix: config.redis_prefix.clone(),
         batch_slots: Default::default(),
         redis_link: Arc::new(redis_link::Link::new(

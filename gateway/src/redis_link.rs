@@ -49,7 +49,7 @@ impl Link {
             // One quick retry; the breaker spaces out the rest.
             .set_number_of_retries(1)
             .set_max_delay(RECONNECT_DELAY_MAX);
-        let conn = redis::Client::open(url)
+        let conn = shared::tls::redis_client(url)
             .and_then(|client| ConnectionManager::new_lazy_with_config(client, config));
         let conn = match conn {
             Ok(c) => Some(c),

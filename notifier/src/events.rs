@@ -31,7 +31,7 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
     let mut had_connection = false;
     while !shutdown.is_triggered() {
         let attempt = async {
-            let client = redis::Client::open(redis_url.as_str())?;
+            let client = shared::tls::redis_client(&redis_url)?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)

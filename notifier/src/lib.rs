@@ -39,7 +39,7 @@ pub async fn serve(
     config: Config,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let client = redis::Client::open(config.redis_url.as_str()).context("REDIS_URL")?;
+    let client = shared::tls::redis_client(&config.redis_url).context("REDIS_URL")?;
     let redis = loop {
         match redis::aio::ConnectionManager::new(client.clone()).await {
             Ok(c) => break c,

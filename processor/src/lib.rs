@@ -106,7 +106,7 @@ pub async fn serve(
     let pool =
         ledger::pool(&config.database_url, config.workers as u32 + 2).context("DATABASE_URL")?;
     ledger::report_pool_metrics(pool.clone());
-    let nats = async_nats::ConnectOptions::new()
+    let nats = shared::tls::nats_options(async_nats::ConnectOptions::new())
         .name("processor")
         .retry_on_initial_connect()
         .connect(&config.nats_url)

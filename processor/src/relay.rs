@@ -38,7 +38,7 @@ const REDIS_BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub async fn connect(url: &str, shutdown: &Shutdown) -> Option<ConnectionManager> {
     let mut backoff = Backoff::new(CONNECT_BACKOFF_START, REDIS_BACKOFF_MAX);
     loop {
-        let attempt = async { ConnectionManager::new(redis::Client::open(url)?).await };
+        let attempt = async { ConnectionManager::new(shared::tls::redis_client(url)?).await };
         match attempt.await {
             Ok(c) => return Some(c),
             Err(e) => tracing::warn!(error = %e, "Redis unavailable; retrying"),

@@ -18,5 +18,6 @@ pub mod service;
 pub mod shutdown;
 pub mod streams;
 pub mod telemetry;
+pub mod tls;
 pub mod transfer;
 pub mod transfer_body;
