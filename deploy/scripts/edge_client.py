@@ -2,6 +2,8 @@
 """A customer's round trip through the nginx edge only (deploy-test).
 
 usage: edge_client.py BASE_URL     e.g. http://127.0.0.1:18080
+       EDGE_CA_FILE=ca.crt edge_client.py https://127.0.0.1:18443
+         (HTTPS and wss://, the server verified against that CA)
 
 Logs in as alice, opens the WebSocket /v1/ws through the proxy, POSTs a
 transfer to bob, waits for the committed event on that socket, reads the
@@ -18,6 +20,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -31,6 +34,8 @@ BOB_EUR = "b0b00000-0000-4000-8000-000000000001"
 # A transfer commits in milliseconds; a cold stack's first batch in a few seconds.
 COMMIT_TIMEOUT_S = 30
 HTTP_TIMEOUT_S = 10
+# HTTPS edge: verify its certificate against this CA (hostname included).
+TLS = ssl.create_default_context(cafile=os.environ["EDGE_CA_FILE"]) if os.environ.get("EDGE_CA_FILE") else None
 
 
 def http(method, url, body=None, headers=None):
@@ -39,7 +44,7 @@ def http(method, url, body=None, headers=None):
     if data is not None:
         req.add_header("content-type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S, context=TLS) as resp:
             raw = resp.read()
             return resp.status, dict(resp.headers), raw
     except urllib.error.HTTPError as e:
@@ -58,7 +63,12 @@ class WebSocket:
 
     def __init__(self, url, origin):
         parts = urllib.parse.urlsplit(url)
-        self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=HTTP_TIMEOUT_S)
+        secure = parts.scheme == "wss"
+        port = parts.port or (443 if secure else 80)
+        self.sock = socket.create_connection((parts.hostname, port), timeout=HTTP_TIMEOUT_S)
+        if secure:
+            ctx = TLS or ssl.create_default_context()
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=parts.hostname)
         key = base64.b64encode(os.urandom(16)).decode()
         path = parts.path + ("?" + parts.query if parts.query else "")
         request = (

@@ -64,4 +64,7 @@ write redis_url "redis://default:${redis_password}@redis:6379"
 write jwt_secret "$(rand_hex 32)"
 write grafana_admin_password "$(rand_hex 16)"
 
+# TLS between the services and at the edge (production): a CA and certificates.
+"$(dirname "$0")/gen-certs.sh" $([[ $force == 1 ]] && echo --force) "$dir"
+
 echo "secrets in $dir (deploy/secrets/.gitignore keeps them out of git)"

@@ -131,12 +131,15 @@ elif command -v docker-compose >/dev/null; then
     step "docker-compose 1.29 config: compose.yaml${combo:+ + $combo}" \
       "${secrets_env[@]}" docker-compose --project-directory deploy "${args[@]}" config -q
   done
+  step "docker-compose 1.29 config: compose.yaml + compose.prod.yaml + compose.tls.yaml" \
+    "${secrets_env[@]}" docker-compose --project-directory deploy -f deploy/compose.yaml \
+    -f deploy/compose.prod.yaml -f deploy/compose.tls.yaml config -q
 else
   skip "compose config" "neither docker compose nor docker-compose (apt-get install docker-compose)"
 fi
 cleanup_secrets
 if [[ -f "$compose_v1_schema" ]]; then
-  step "compose files against the Compose Specification JSON schema (docker-compose 1.29's copy)" "$py" - "$compose_v1_schema" deploy/compose.yaml deploy/compose.prod.yaml deploy/compose.monitor.yaml deploy/compose.standin.yaml <<'PY'
+  step "compose files against the Compose Specification JSON schema (docker-compose 1.29's copy)" "$py" - "$compose_v1_schema" deploy/compose.yaml deploy/compose.prod.yaml deploy/compose.monitor.yaml deploy/compose.standin.yaml deploy/compose.tls.yaml <<'PY'
 import json, sys, yaml, jsonschema
 schema = json.load(open(sys.argv[1]))
 bad = 0
@@ -152,6 +155,9 @@ fi
 step "compose policy: dev" "$py" deploy/scripts/check_compose_policy.py deploy/compose.yaml
 step "compose policy: prod with the seed's limits" "$py" deploy/scripts/check_compose_policy.py \
   deploy/compose.yaml deploy/compose.prod.yaml \
+  --limits 'web=256M/0.25,gateway=512M/0.5,processor=512M/0.5,notifier=512M/0.5,postgres=1G/1,redis=128M/0.25'
+step "compose policy: prod with TLS (compose.tls.yaml)" "$py" deploy/scripts/check_compose_policy.py \
+  deploy/compose.yaml deploy/compose.prod.yaml deploy/compose.tls.yaml \
   --limits 'web=256M/0.25,gateway=512M/0.5,processor=512M/0.5,notifier=512M/0.5,postgres=1G/1,redis=128M/0.25'
 
 # --- Kubernetes -----------------------------------------------------------------
