@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154  # $scripts, $SECRETS_DIR ...: set by deploy-test.sh
 # Encryption in transit, checked on the running production stack. Sourced by
 # deploy-test.sh once the prod stack is healthy: it uses that script's dc_prod,
 # check, say, $SECRETS_DIR, $WEB_PORT and $WEB_TLS_PORT.
@@ -21,7 +21,7 @@ tls_indent() { sed 's/^/    /' | cut -c1-200; }
 
 say "TLS: a transfer through the HTTPS edge ($tls_edge, CA $tls_ca)"
 dc_prod run --rm migrate seed-demo >/dev/null 2>&1 || dc_prod run --rm migrate seed-demo || check "prod: seed-demo over TLS" failed
-if out=$(EDGE_CA_FILE="$tls_ca" python3 $scripts/edge_client.py "$tls_edge"); then rc=0; else rc=$?; fi
+if out=$(EDGE_CA_FILE="$tls_ca" python3 "$scripts/edge_client.py" "$tls_edge"); then rc=0; else rc=$?; fi
 echo "$out" | sed '$d'
 passes=$((passes + $(grep -c '^ok ' <<<"$out" || true)))
 failures=$((failures + $(grep -c '^FAIL' <<<"$out" || true)))
@@ -30,7 +30,7 @@ check "prod: transfer end to end over https/wss, certificate verified (edge_clie
 
 say "TLS: the edge (HSTS, plain HTTP redirected)"
 openssl s_client -connect "127.0.0.1:$WEB_TLS_PORT" -servername localhost -CAfile "$tls_ca" \
-  -verify_return_error </dev/null 2>/dev/null | grep -E '^(Verify return code|New, |    Protocol)' | tls_indent || true
+  -verify_return_error </dev/null 2>/dev/null | grep -E '^(Verify return code|New, )' | tls_indent || true
 hsts=$(curl -sS -o /dev/null -D - --cacert "$tls_ca" "$tls_edge/v1/config" | tr -d '\r' | grep -i '^strict-transport-security:' || true)
 echo "    $hsts"
 check "prod: HTTPS answers carry HSTS" "$([[ $hsts == *max-age=* ]] && echo ok || echo "no HSTS header")"
@@ -62,11 +62,11 @@ check "prod: verify-full refuses a host name the certificate does not carry" \
 # The services' own sessions (every client address is another container).
 out=$(PGPASSWORD="$pg_pass" psql -XAtq -F ' ' \
   "host=postgres hostaddr=$pg_ip user=bank dbname=bank sslmode=verify-full sslrootcert=$tls_ca" -c "
-    select coalesce(a.application_name, ''), a.client_addr, s.ssl, s.version
+    select a.usename, a.client_addr, s.ssl, s.version
     from pg_stat_activity a join pg_stat_ssl s using (pid)
     where a.client_addr is not null and a.pid <> pg_backend_pid()
     order by 1, 2" 2>&1 || true)
-echo "  the services' sessions (application, address, ssl, version):"; echo "$out" | tls_indent
+echo "  the services' sessions (user, address, ssl, version):"; echo "$out" | tls_indent
 check "prod: every service session to PostgreSQL is TLS ($(grep -c . <<<"$out") sessions)" \
   "$([[ -n "$out" ]] && ! grep -qv ' t TLSv1' <<<"$out" && echo ok || echo "plaintext or none")"
 
@@ -87,7 +87,7 @@ except OSError as e:
 PY
 )
 echo "  plain client:"; echo "$out" | tls_indent
-dc_prod logs --tail=100 nats 2>/dev/null | grep -m1 'TLS handshake error\|TLS Required' | sed 's/^/    server log: /' | cut -c1-200 || true
+dc_prod logs --no-color --tail=100 nats 2>/dev/null | grep -m1 'TLS handshake error\|TLS Required' | sed 's/^/    server log: /' | cut -c1-200 || true
 check "prod: NATS refuses a plaintext client (TLS required, no PONG)" \
   "$(grep -q 'tls_required: True' <<<"$out" && ! grep -q PONG <<<"$out" && echo ok || echo "not refused")"
 out=$(python3 - "$nats_ip" <<'PY' 2>&1 || true
@@ -106,7 +106,7 @@ redis_ip=$(tls_ip redis || true)
 redis_pass=$(head -n1 "$SECRETS_DIR/redis_password")
 say "TLS: Redis ($redis_ip)"
 out=$(REDISCLI_AUTH="$redis_pass" timeout 10 redis-cli -h "$redis_ip" -p 6379 ping 2>&1 || true)
-echo "  redis-cli without --tls:"; echo "${out:-(no answer)}" | tls_indent
+echo "  redis-cli without --tls:"; grep -v '^$' <<<"${out:-(no answer)}" | tls_indent || true
 check "prod: Redis refuses a plaintext connection" \
   "$([[ $out != *PONG* ]] && echo ok || echo "answered PONG in plaintext")"
 tls_redis() { REDISCLI_AUTH="$redis_pass" timeout 10 redis-cli --tls --cacert "$tls_ca" --sni redis -h "$redis_ip" -p 6379 "$@" 2>&1; }

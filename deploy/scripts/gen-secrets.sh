@@ -65,6 +65,7 @@ write jwt_secret "$(rand_hex 32)"
 write grafana_admin_password "$(rand_hex 16)"
 
 # TLS between the services and at the edge (production): a CA and certificates.
-"$(dirname "$0")/gen-certs.sh" $([[ $force == 1 ]] && echo --force) "$dir"
+certs_args=("$dir"); [[ $force == 1 ]] && certs_args+=(--force)
+"$(dirname "$0")/gen-certs.sh" "${certs_args[@]}"
 
 echo "secrets in $dir (deploy/secrets/.gitignore keeps them out of git)"
