@@ -20,16 +20,33 @@ use std::time::Duration;
 
 pub use error::LedgerError;
 pub use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 /// How long a request waits for a pooled connection before failing fast
 /// (the caller answers 503 rather than queueing without bound).
 pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// `url` parsed; plaintext unless TLS is asked for. With its TLS support
+/// sqlx would default to `prefer` and quietly encrypt local development
+/// connections too (Debian's PostgreSQL has `ssl = on`); production asks
+/// with libpq's `PGSSLMODE=verify-full` + `PGSSLROOTCERT` (or `sslmode=` in
+/// the URL), which sqlx reads.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    let in_url = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|p| p.starts_with("sslmode=")));
+    if in_url || std::env::var_os("PGSSLMODE").is_some() {
+        Ok(options)
+    } else {
+        Ok(options.ssl_mode(PgSslMode::Disable))
+    }
+}
+
 /// A lazily connecting pool: services start (and report not-ready) even when
 /// PostgreSQL is not up yet, and reconnect by themselves when it returns.
 pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url.parse()?;
+    let options = connect_options(url)?;
     let options = options.application_name("bank");
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
@@ -51,7 +68,7 @@ pub async fn ping(pool: &PgPool) -> bool {
 /// the server's `postgres` database to do so).
 pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
     use sqlx::ConnectOptions;
-    let options: PgConnectOptions = url.parse()?;
+    let options = connect_options(url)?;
     let Some(name) = options.get_database().map(str::to_owned) else {
         return Ok(());
     };
@@ -74,7 +91,7 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
 /// Drops the database named in `url` (terminating its connections).
 pub async fn drop_database(url: &str) -> Result<(), sqlx::Error> {
     use sqlx::ConnectOptions;
-    let options: PgConnectOptions = url.parse()?;
+    let options = connect_options(url)?;
     let Some(name) = options.get_database().map(str::to_owned) else {
         return Ok(());
     };
@@ -109,4 +126,19 @@ pub fn report_pool_metrics(pool: PgPool) {
 /// equals what a later read of it returns.
 pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    // PGSSLMODE is not set in the test environment (make test, cargo test).
+    #[test]
+    fn plaintext_unless_tls_is_asked_for() {
+        let plain = connect_options("postgres://u@localhost/bank").unwrap();
+        assert!(matches!(plain.get_ssl_mode(), PgSslMode::Disable));
+        let asked = "postgres://u@db/bank?sslmode=verify-full&sslrootcert=/ca.crt";
+        let tls = connect_options(asked).unwrap();
+        assert!(matches!(tls.get_ssl_mode(), PgSslMode::VerifyFull));
+    }
 }
