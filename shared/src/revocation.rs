@@ -1,16 +1,16 @@
 //! Revoked sessions: the deny-list every gateway and notifier replica
 //! checks on each authenticated request and WebSocket.
 //!
-//! In Redis (shared by the replicas, written by whoever revokes):
-//! `<prefix>:revoked:sid:<sid>` (a login session ended: logout) and
-//! `<prefix>:revoked-before:user:<id>` = unix milliseconds (every session
-//! of the user started before then: password change, user disabled), both
-//! kept as long as an access token lives, and announced on the pub/sub
-//! channel `<prefix>:revocations` so they apply at once.
+//! In Redis, written by whoever revokes: `<prefix>:revoked:sid:<sid>`
+//! (logout) and `<prefix>:revoked-before:user:<id>` = unix ms (every
+//! session started before: password change, user disabled), kept as long
+//! as an access token lives, indexed in the sorted set
+//! `<prefix>:revocations:index` (scored by expiry: read without scanning
+//! the keyspace) and announced on the channel `<prefix>:revocations`.
 //!
 //! Each replica keeps a copy in memory, so a check costs no Redis round
-//! trip: it subscribes first, then reads every key (nothing announced in
-//! between is missed), re-reads them every [`RESYNC_EVERY`] (which also
+//! trip: it subscribes first, then reads the index (nothing announced in
+//! between is missed), re-reads it every [`RESYNC_EVERY`] (which also
 //! proves Redis is there) and starts over after any error. While it is not
 //! in sync, [`Revocations::is_live`] is false and callers fail closed for
 //! what matters (the gateway refuses money-moving requests with `503`, the
@@ -36,6 +36,9 @@ const RESYNC_EVERY: Duration = Duration::from_secs(2);
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// A revocation outlives the longest access token by this (clock skew).
 const KEEP_SLACK: Duration = Duration::from_secs(60);
+/// Waits between attempts to follow Redis again (doubling up to the max).
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Revocations announced to open WebSockets that are not yet read.
 const ANNOUNCE_QUEUE: usize = 1024;
 
@@ -94,6 +97,12 @@ fn channel(prefix: &str) -> String {
     format!("{prefix}:revocations")
 }
 
+/// Every live revocation (encoded) scored by when it may be forgotten:
+/// replicas read this instead of scanning the keyspace.
+fn index(prefix: &str) -> String {
+    format!("{prefix}:revocations:index")
+}
+
 fn key(prefix: &str, r: &Revoked) -> String {
     match r {
         Revoked::Session(sid) => format!("{prefix}:revoked:sid:{sid}"),
@@ -135,6 +144,19 @@ pub async fn publish<C: redis::aio::ConnectionLike + Send + Sync>(
         .arg("EX")
         .arg(ttl)
         .ignore();
+    let now = now_ms();
+    let index = index(prefix);
+    pipe.cmd("ZADD")
+        .arg(&index)
+        .arg(now + keep_for().as_millis() as u64)
+        .arg(r.encode())
+        .ignore();
+    pipe.cmd("ZREMRANGEBYSCORE")
+        .arg(&index)
+        .arg("-inf")
+        .arg(now)
+        .ignore();
+    pipe.cmd("EXPIRE").arg(&index).arg(ttl).ignore();
     pipe.cmd("PUBLISH")
         .arg(channel(prefix))
         .arg(r.encode())
@@ -269,39 +291,21 @@ impl Revocations {
         &self,
         conn: &mut redis::aio::MultiplexedConnection,
     ) -> redis::RedisResult<()> {
-        let prefix = &self.inner.prefix;
-        for pattern in [
-            format!("{prefix}:revoked:sid:*"),
-            format!("{prefix}:revoked-before:user:*"),
-        ] {
-            let keys: Vec<String> = {
-                let mut iter = conn.scan_match::<_, String>(&pattern).await?;
-                let mut keys = Vec::new();
-                while let Some(k) = iter.next().await {
-                    keys.push(k?);
-                }
-                keys
-            };
-            for k in keys {
-                let Some(rest) = k.rsplit(':').next() else {
-                    continue;
-                };
-                let Ok(id) = Uuid::parse_str(rest) else {
-                    continue;
-                };
-                if k.contains(":revoked:sid:") {
-                    self.note(Revoked::Session(id));
-                } else if let Some(before_ms) = conn.get::<_, Option<u64>>(&k).await? {
-                    self.note(Revoked::User { id, before_ms });
-                }
-            }
+        let live: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(index(&self.inner.prefix))
+            .arg(now_ms())
+            .arg("+inf")
+            .query_async(conn)
+            .await?;
+        for r in live.iter().filter_map(|m| Revoked::decode(m)) {
+            self.note(r);
         }
         Ok(())
     }
 }
 
 async fn follow(this: Revocations, redis_url: String, mut shutdown: Shutdown) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
     while !shutdown.is_triggered() {
         let error = tokio::select! {
             _ = shutdown.wait() => return,
@@ -343,10 +347,7 @@ async fn follow_once(this: &Revocations, redis_url: &str) -> String {
                 }
                 msg = messages.next() => {
                     let Some(msg) = msg else {
-                        return Err(redis::RedisError::from((
-                            redis::ErrorKind::Io,
-                            "subscription lost",
-                        )));
+                        return Err((redis::ErrorKind::Io, "subscription lost").into());
                     };
                     if let Some(r) = msg.get_payload::<String>().ok().as_deref().and_then(Revoked::decode) {
                         this.note(r);
@@ -363,7 +364,7 @@ async fn follow_once(this: &Revocations, redis_url: &str) -> String {
 }
 
 fn timeout(_: tokio::time::error::Elapsed) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, "Redis did not answer in time"))
+    (redis::ErrorKind::Io, "Redis did not answer in time").into()
 }
 
 #[cfg(test)]
