@@ -125,7 +125,10 @@ monitor: engine
 	$(DC) -f deploy/compose.monitor.yaml up -d --no-build
 down:
 	$(DC) down
+# Not part of `make test`: npm audit needs the registry, and cargo-deny
+# takes minutes to install the first time.
 security-scan:
+	@cargo deny --version >/dev/null 2>&1 || cargo install --locked cargo-deny
 	deploy/scripts/security-scan.sh
 # PostgreSQL is not published: pg_dump / pg_restore run inside its container,
 # over the socket. restore stops the writers, restores in one transaction,

@@ -14,6 +14,10 @@ if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
 fi
 
 . scripts/private-stack.sh e2e "${E2E_PORT:-18080}"
+# A person at the page: the default quotas (10 transfers/s, bursts of 20,
+# 50 reads/s), set explicitly so a change of defaults shows up here.
+export QUOTA_CUSTOMER_MOVES_PER_MINUTE=600 QUOTA_CUSTOMER_MOVES_PER_SECOND=20 \
+  QUOTA_CUSTOMER_READS_PER_MINUTE=3000
 private_stack_start
 BASE_URL=http://$GATEWAY_ADDR node frontend/e2e/e2e.mjs || {
   echo "[e2e] failed; service logs follow" >&2

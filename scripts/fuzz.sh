@@ -37,6 +37,11 @@ export WEB_DIR=/nonexistent
 # made-up credentials: the quotas and the lockout would otherwise answer
 # most of them with 429 (documented, but it would hide the handlers).
 export RATE_LIMIT_USER_PER_MINUTE=100000000 RATE_LIMIT_IP_PER_MINUTE=100000000
+for role in CUSTOMER BATCH OPS REVERSER; do
+  for budget in MOVES_PER_MINUTE MOVES_PER_SECOND READS_PER_MINUTE; do
+    export "QUOTA_${role}_${budget}=100000000"
+  done
+done
 export LOGIN_FAILURES_MAX=100000000 LOGIN_IP_FAILURES_MAX=100000000
 
 private_stack_start
@@ -49,7 +54,9 @@ token() {
 }
 
 # One pass per role whose view differs: a customer covers every operation
-# (the ops ones answer it 403); ops gets into the ops endpoints' handlers.
+# (the ops ones answer it 403); ops gets into the ops endpoints' handlers;
+# the batch role into the money-moving ones with its own accounts and
+# budget (batch lines).
 fuzz() {
   local user=$1; shift
   echo "[fuzz] as $user: $EXAMPLES examples per operation, seed $SEED"
@@ -70,6 +77,7 @@ fuzz() {
 status=0
 fuzz alice || status=1
 fuzz ops --include-path-regex '^/v1/ops/' || status=1
+fuzz batch || status=1
 if [ $status != 0 ]; then
   echo "[fuzz] failed (seed $SEED); gateway log tail:" >&2
   tail -n 30 "$LOG_DIR/gateway.log" >&2 || true

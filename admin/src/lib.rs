@@ -123,6 +123,55 @@ pub async fn create_user(
     audited(pool, "admin.create_user", name.to_owned(), detail, result).await
 }
 
+/// Disables `name` (or enables it again): a disabled user can neither log
+/// in nor refresh, and every session it has ends at once — its refresh
+/// tokens in PostgreSQL, its access tokens through the deny-list in Redis
+/// (`shared::revocation`), which the gateways and notifiers follow. If
+/// Redis cannot be told, the command fails after disabling in PostgreSQL:
+/// run it again (it is idempotent) once Redis is back.
+pub async fn set_user_disabled(
+    pool: &PgPool,
+    name: &str,
+    disabled: bool,
+    redis_url: &str,
+    redis_prefix: &str,
+) -> anyhow::Result<Uuid> {
+    let action = if disabled {
+        "admin.disable_user"
+    } else {
+        "admin.enable_user"
+    };
+    let result = async {
+        let id = ledger::users::set_disabled(pool, name, disabled)
+            .await?
+            .with_context(|| format!("no user {name:?}"))?;
+        if disabled {
+            let before_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let mut conn = redis::Client::open(redis_url)?
+                .get_multiplexed_async_connection()
+                .await
+                .context("Redis (the user is disabled in PostgreSQL; run again to end its access tokens)")?;
+            shared::revocation::publish(
+                &mut conn,
+                redis_prefix,
+                shared::revocation::Revoked::User { id, before_ms },
+            )
+            .await
+            .context("Redis (the user is disabled in PostgreSQL; run again to end its access tokens)")?;
+        }
+        Ok(id)
+    }
+    .await;
+    let detail = match &result {
+        Ok(id) => serde_json::json!({"user_id": id.to_string()}),
+        Err(_) => serde_json::json!({}),
+    };
+    audited(pool, action, name.to_owned(), detail, result).await
+}
+
 pub async fn create_account(
     pool: &PgPool,
     owner: &str,

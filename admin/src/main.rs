@@ -31,6 +31,11 @@ enum Command {
         #[arg(long, default_value = "customer")]
         role: String,
     },
+    /// Disable or enable a user.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Create an account for a user.
     CreateAccount {
         owner: String,
@@ -61,6 +66,15 @@ enum Command {
         #[arg(long)]
         yes_delete_everything: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Refuse the user's logins and end every session it has, at once
+    /// (needs REDIS_URL / REDIS_PREFIX of the deployment).
+    Disable { name: String },
+    /// Let a disabled user log in again.
+    Enable { name: String },
 }
 
 #[derive(Subcommand)]
@@ -122,8 +136,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = shared::config::secret("BANKADMIN_PASSWORD")?.ok_or_else(|| {
                 anyhow::anyhow!("set BANKADMIN_PASSWORD (or BANKADMIN_PASSWORD_FILE)")
             })?;
+            shared::auth::check_new_password(&password, &name)
+                .map_err(|e| anyhow::anyhow!("BANKADMIN_PASSWORD {e}"))?;
             let id = admin::create_user(&pool, &name, &password, &role).await?;
             println!("{id}");
+        }
+        Command::User { command } => {
+            let redis_url = shared::config::secret("REDIS_URL")?
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+            let prefix = shared::config::string("REDIS_PREFIX", "bank");
+            let (name, disabled) = match command {
+                UserCommand::Disable { name } => (name, true),
+                UserCommand::Enable { name } => (name, false),
+            };
+            let id = admin::set_user_disabled(&pool, &name, disabled, &redis_url, &prefix).await?;
+            let what = if disabled {
+                "disabled; every session ended"
+            } else {
+                "enabled"
+            };
+            println!("user {name} ({id}) {what}");
         }
         Command::CreateAccount {
             owner,

@@ -79,6 +79,14 @@ impl Deployment {
                 std::env::var(var).unwrap_or_else(|_| "1000000000".into()),
             );
         }
+        // The same for the per-role quotas (a person's is 10 transfers/s):
+        // still counted, never reached.
+        for var in QUOTA_VARS {
+            env.insert(
+                var,
+                std::env::var(var).unwrap_or_else(|_| "1000000000".into()),
+            );
+        }
         // The bench's few WebSocket clients each carry a whole user's share
         // of the load: give them room (the default 256 suits one person).
         env.insert(
@@ -88,6 +96,22 @@ impl Deployment {
         env
     }
 }
+
+/// Every role's budgets (gateway `quotas.rs`; README "Configuration").
+const QUOTA_VARS: [&str; 12] = [
+    "QUOTA_CUSTOMER_MOVES_PER_MINUTE",
+    "QUOTA_CUSTOMER_MOVES_PER_SECOND",
+    "QUOTA_CUSTOMER_READS_PER_MINUTE",
+    "QUOTA_BATCH_MOVES_PER_MINUTE",
+    "QUOTA_BATCH_MOVES_PER_SECOND",
+    "QUOTA_BATCH_READS_PER_MINUTE",
+    "QUOTA_OPS_MOVES_PER_MINUTE",
+    "QUOTA_OPS_MOVES_PER_SECOND",
+    "QUOTA_OPS_READS_PER_MINUTE",
+    "QUOTA_REVERSER_MOVES_PER_MINUTE",
+    "QUOTA_REVERSER_MOVES_PER_SECOND",
+    "QUOTA_REVERSER_READS_PER_MINUTE",
+];
 
 pub struct Service {
     pub name: &'static str,

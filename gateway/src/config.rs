@@ -32,6 +32,8 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Request quotas per user and per client IP, counted in Redis.
     pub rate_limits: RateLimits,
+    /// Per-role budgets for money-moving requests and reads.
+    pub quotas: crate::quotas::RoleQuotas,
     /// Login throttling: lockout with back-off after failed logins.
     pub login_lockout: LoginLockout,
     /// Reverse proxies in front of the gateway that append to
@@ -155,6 +157,7 @@ impl Config {
                 per_ip: config::parse("RATE_LIMIT_IP_PER_MINUTE", RateLimits::default().per_ip)?,
                 window: RateLimits::default().window,
             },
+            quotas: crate::quotas::RoleQuotas::from_env()?,
             login_lockout: {
                 let d = LoginLockout::default();
                 LoginLockout {

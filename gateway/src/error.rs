@@ -68,6 +68,16 @@ pub enum ApiError {
         scope: LimitScope,
         retry_after_secs: u64,
     },
+    /// A role's budget (`customer.moves`, `batch.moves`, `ops.reads`…).
+    #[error("the {quota} quota is spent; retry in {retry_after_secs} s")]
+    QuotaExceeded {
+        quota: String,
+        retry_after_secs: u64,
+    },
+    /// The session of the token was revoked (logout, password change, user
+    /// disabled).
+    #[error("the session was ended (logout, password change or account disabled); log in again")]
+    Revoked,
     /// Login throttling. The same answer whether or not the username exists.
     #[error("too many failed logins; retry in {retry_after_secs} s")]
     LoginLocked { retry_after_secs: u64 },
@@ -167,14 +177,28 @@ impl ApiError {
             )
             .retry_after(5),
             Self::RateLimited {
-                retry_after_secs, ..
+                scope,
+                retry_after_secs,
             } => Problem::new(
                 S::TOO_MANY_REQUESTS,
                 "rate-limited",
                 "Too many requests",
                 detail,
             )
+            .quota(format!("{}.requests", scope.as_str()))
             .retry_after(*retry_after_secs),
+            Self::QuotaExceeded {
+                quota,
+                retry_after_secs,
+            } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                detail,
+            )
+            .quota(quota.clone())
+            .retry_after(*retry_after_secs),
+            Self::Revoked => Problem::unauthorized(detail),
             Self::LoginLocked { retry_after_secs } => Problem::new(
                 S::TOO_MANY_REQUESTS,
                 "login-locked",

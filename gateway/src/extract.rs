@@ -13,11 +13,20 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::state::SharedState;
 
+/// Set by the guard on a request whose bearer token is valid but whose
+/// session was revoked.
+#[derive(Debug, Clone, Copy)]
+pub struct RevokedToken;
+
 /// The user behind a valid bearer token.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub id: Uuid,
     pub role: Role,
+    /// The login session of the token (revoked together).
+    pub sid: Uuid,
+    /// When that session started (unix ms), for per-user revocations.
+    pub session_started_ms: u64,
 }
 
 impl Caller {
@@ -34,6 +43,11 @@ impl Caller {
     /// Whether the caller may read data owned by `owner`.
     pub fn may_read(&self, owner: Uuid) -> bool {
         self.role == Role::Ops || self.id == owner
+    }
+
+    /// Whether the token's session was revoked, as far as this replica knows.
+    pub fn revoked(&self, revocations: &shared::revocation::Revocations) -> bool {
+        revocations.is_revoked(self.id, self.sid, self.session_started_ms)
     }
 }
 
@@ -60,6 +74,8 @@ impl Caller {
         Ok(Self {
             id: claims.sub,
             role: claims.role,
+            sid: claims.sid,
+            session_started_ms: shared::revocation::session_started_ms(&claims),
         })
     }
 }
@@ -71,11 +87,19 @@ impl FromRequestParts<SharedState> for Caller {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        // Already verified by the guard middleware.
+        // Already verified (and checked against the revocations) by the
+        // guard middleware.
+        if parts.extensions.get::<RevokedToken>().is_some() {
+            return Err(ApiError::Revoked);
+        }
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(*caller);
         }
-        Self::from_headers(&parts.headers, &state.keys)
+        let caller = Self::from_headers(&parts.headers, &state.keys)?;
+        if caller.revoked(&state.revocations) {
+            return Err(ApiError::Revoked);
+        }
+        Ok(caller)
     }
 }
 

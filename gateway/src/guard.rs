@@ -1,6 +1,6 @@
 //! The first thing every API request meets: it gets a request id and its
 //! client address, its bearer token is verified once, and it is counted
-//! against the per-user and per-IP quotas (`429` when over).
+//! against the per-user, per-IP and per-role quotas (`429` when over).
 //!
 //! Health, readiness and metrics are not counted: probes and scrapers must
 //! never be throttled.
@@ -14,7 +14,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
-use crate::extract::Caller;
+use crate::error::ApiError;
+use crate::extract::{Caller, RevokedToken};
+use crate::quotas::Spend;
 use crate::state::SharedState;
 
 /// Longest client-supplied `X-Request-Id` kept (else a new one is made).
@@ -64,10 +66,28 @@ pub async fn middleware(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let ip = client_ip(request.headers(), peer, state.trusted_proxy_hops);
-    // Verified here once; the `Caller` extractor reuses it.
-    let caller = Caller::from_headers(request.headers(), &state.keys).ok();
+    // Verified here once; the `Caller` extractor reuses it. A revoked
+    // session's token is remembered as such: every route that needs a
+    // caller answers it `401`, public ones serve it as anonymous.
+    let mut caller = Caller::from_headers(request.headers(), &state.keys).ok();
+    let spend = Spend::of(request.method(), request.uri().path());
     if let Some(c) = caller {
-        request.extensions_mut().insert(c);
+        match check_session(&state, &c, spend) {
+            Ok(()) => {
+                request.extensions_mut().insert(c);
+            }
+            Err(ApiError::Revoked) => {
+                request.extensions_mut().insert(RevokedToken);
+                caller = None;
+            }
+            Err(e) => {
+                let mut response = e.into_response();
+                if let Ok(v) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert("x-request-id", v);
+                }
+                return response;
+            }
+        }
     }
     request.extensions_mut().insert(RequestMeta {
         ip: ip.clone(),
@@ -75,11 +95,12 @@ pub async fn middleware(
     });
     let metered = !UNMETERED.contains(&request.uri().path());
     let mut response = match metered {
-        true => match state
-            .rate_limiter
-            .check(&state.redis_link, caller.map(|c| c.id), &ip)
-            .await
-        {
+        true => match state.rate_limiter.check(
+            &state.redis_link,
+            caller.map(|c| (c.id, c.role)),
+            &ip,
+            spend,
+        ) {
             Ok(()) => next.run(request).await,
             Err(e) => e.into_response(),
         },
@@ -89,6 +110,25 @@ pub async fn middleware(
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// A revoked session's token gets `401`. While this replica's revocation
+/// list is not in sync with Redis, a revocation made elsewhere may be
+/// unknown here: money-moving requests are refused (`503`, fail closed),
+/// reads go on with what is known.
+fn check_session(state: &SharedState, caller: &Caller, spend: Spend) -> Result<(), ApiError> {
+    if caller.revoked(&state.revocations) {
+        metrics::counter!("gateway_revoked_tokens_total").increment(1);
+        return Err(ApiError::Revoked);
+    }
+    if spend != Spend::Read && !state.revocations.is_live() {
+        metrics::counter!("gateway_revocations_unavailable_total").increment(1);
+        return Err(ApiError::Unavailable(
+            "cannot check for revoked sessions (Redis unavailable); money-moving requests wait"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The caller's `X-Request-Id` when it is short visible ASCII (a proxy's

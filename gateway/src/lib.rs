@@ -26,7 +26,9 @@ mod login;
 mod lookup;
 pub mod openapi;
 mod page;
+mod password;
 mod publish;
+pub mod quotas;
 mod rate_limit;
 mod redis_link;
 mod responses;
@@ -64,6 +66,9 @@ const STREAMS_RETRY_DELAY_MIN: Duration = Duration::from_millis(200);
 /// Longest wait between those attempts, so a gateway notices a recovered
 /// JetStream within seconds.
 const STREAMS_RETRY_DELAY_MAX: Duration = Duration::from_secs(5);
+/// How long start-up waits for the revocation list before serving anyway
+/// (money-moving requests get `503` until it is in sync).
+const REVOCATIONS_WAIT: Duration = Duration::from_secs(3);
 
 /// Connects to PostgreSQL and NATS (retrying until they answer) and builds
 /// the shared state.
@@ -94,6 +99,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         backoff.wait().await;
     }
     let (auditor, audit_writer) = audit::Auditor::start(pool.clone(), config.audit_queue_max);
+    let revocations =
+        shared::revocation::Revocations::start(&config.redis_url, &config.redis_prefix);
+    if !revocations.wait_live(REVOCATIONS_WAIT).await {
+        tracing::warn!("revocation list not in sync with Redis: money-moving requests get 503");
+    }
     let state = Arc::new(AppState {
         pool: pool.clone(),
         nats,
@@ -114,12 +124,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         )),
         rate_limiter: rate_limit::RateLimiter::new(
             config.rate_limits.clone(),
+            config.quotas.clone(),
             &config.redis_prefix,
         ),
         login_guard: lockout::LoginGuard::new(config.login_lockout.clone(), &config.redis_prefix),
         trusted_proxy_hops: config.trusted_proxy_hops,
         audit: auditor,
         audit_writer: std::sync::Mutex::new(Some(audit_writer)),
+        revocations,
         refresh_ttl: config.refresh_ttl,
     });
     // Warm the account cache in the background; requests do not wait for it.
@@ -185,6 +197,7 @@ fn api_routes() -> Vec<ApiRoute> {
         post("/v1/auth/login", auth::login),
         post("/v1/auth/refresh", auth::refresh),
         post("/v1/auth/logout", auth::logout),
+        post("/v1/auth/password", auth::change_password),
         get("/v1/me", auth::me),
         get("/v1/config", system::config),
         get("/v1/accounts", accounts::list),

@@ -99,6 +99,13 @@ pub async fn login(
         .await
         .map_err(|e| ApiError::Internal(format!("password check: {e}")))?;
     drop(permit);
+    // A disabled user gets the same answer as a wrong password (audited
+    // apart), after the same work.
+    if ok && user.as_ref().is_some_and(|u| u.disabled) {
+        metrics::counter!("gateway_logins_total", "result" => "disabled").increment(1);
+        state.audit.record(audit("disabled"));
+        return Err(ApiError::InvalidCredentials);
+    }
     let verified = match user {
         Some(u) if ok => u.role().map(|role| (u, role)),
         _ => None,
@@ -128,23 +135,7 @@ pub async fn login(
         .login_guard
         .succeeded(&state.redis_link, &username)
         .await;
-    let (refresh_token, hash) = tokens::new_refresh_token();
-    let family = Uuid::now_v7();
-    let refresh_expires_at = chrono::Utc::now()
-        + chrono::Duration::from_std(state.refresh_ttl)
-            .map_err(|e| ApiError::Internal(format!("refresh lifetime: {e}")))?;
-    ledger::refresh::issue(
-        &state.pool,
-        &NewToken {
-            id: family,
-            user_id: user.id,
-            hash,
-            family,
-            expires_at: refresh_expires_at,
-        },
-    )
-    .await?;
-    let (response, claims) = tokens::mint(state, user.id, role, refresh_token, refresh_expires_at)?;
+    let (response, claims, family) = start_session(state, user.id, role).await?;
     state.audit.record(
         meta.stamp(
             Record::new("login", "success")
@@ -157,9 +148,38 @@ pub async fn login(
                     "username": username,
                     "jti": claims.jti.to_string(),
                     "family": family.to_string(),
+                    "sid": family.to_string(),
                 })),
         ),
     );
     metrics::counter!("gateway_logins_total", "result" => "ok").increment(1);
     Ok(response)
+}
+
+/// A new login session (a refresh-token family, whose id is the session id
+/// of its access tokens) and its first token pair.
+pub async fn start_session(
+    state: &SharedState,
+    user: Uuid,
+    role: shared::auth::Role,
+) -> Result<(TokenResponse, shared::auth::Claims, Uuid), ApiError> {
+    let (refresh_token, hash) = tokens::new_refresh_token();
+    let family = Uuid::now_v7();
+    let refresh_expires_at = chrono::Utc::now()
+        + chrono::Duration::from_std(state.refresh_ttl)
+            .map_err(|e| ApiError::Internal(format!("refresh lifetime: {e}")))?;
+    ledger::refresh::issue(
+        &state.pool,
+        &NewToken {
+            id: family,
+            user_id: user,
+            hash,
+            family,
+            expires_at: refresh_expires_at,
+        },
+    )
+    .await?;
+    let (response, claims) =
+        tokens::mint(state, user, role, family, refresh_token, refresh_expires_at)?;
+    Ok((response, claims, family))
 }

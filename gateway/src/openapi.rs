@@ -80,6 +80,7 @@ impl Modify for Common {
         auth::login,
         auth::refresh,
         auth::logout,
+        auth::change_password,
         auth::me,
         system::config,
         accounts::list,

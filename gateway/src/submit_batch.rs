@@ -139,6 +139,13 @@ pub async fn submit(
         ));
     }
     check_accounts::batch(state, caller, &payments).await?;
+    // Batches spend the money-moving budget by the payment, not the request.
+    state.rate_limiter.charge_lines(
+        &state.redis_link,
+        caller.id,
+        caller.role,
+        payments.len() as u64,
+    )?;
 
     let id = batch_id(caller.id, key);
     let count = payments.len();

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use shared::auth::{ACCESS_TOKEN_TTL, Role};
+use shared::revocation::{self, Revoked};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -72,17 +73,19 @@ fn seconds_until(at: chrono::DateTime<chrono::Utc>) -> u64 {
     u64::try_from((at - chrono::Utc::now()).num_seconds()).unwrap_or(0)
 }
 
-/// Mints the access token and returns the response with `refresh_token`.
+/// Mints the access token of session `sid` (the login's refresh-token
+/// family) and returns the response with `refresh_token`.
 pub fn mint(
     state: &SharedState,
     user: Uuid,
     role: Role,
+    sid: Uuid,
     refresh_token: String,
     refresh_expires_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(TokenResponse, shared::auth::Claims), ApiError> {
     let (token, claims) = state
         .keys
-        .issue(user, role)
+        .issue_in(user, role, sid)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
         TokenResponse {
@@ -145,7 +148,7 @@ pub async fn refresh(
     let Some(role) = Role::parse(&role) else {
         return Err(refused("refused", user_id, family));
     };
-    let (response, claims) = mint(state, user_id, role, next_token, expires_at)?;
+    let (response, claims) = mint(state, user_id, role, family, next_token, expires_at)?;
     metrics::counter!("gateway_refreshes_total", "result" => "ok").increment(1);
     state.audit.record(
         meta.stamp(
@@ -159,8 +162,26 @@ pub async fn refresh(
     Ok(response)
 }
 
+/// Ends `r` everywhere: here at once, in Redis for the other replicas and
+/// the notifiers. `503` if Redis cannot be told (the caller retries: every
+/// revocation is idempotent).
+pub async fn revoke(state: &SharedState, r: Revoked) -> Result<(), ApiError> {
+    state.revocations.note(r);
+    let prefix = state.redis_prefix.clone();
+    state
+        .redis_link
+        .run("revocation", |mut conn| async move {
+            revocation::publish(&mut conn, &prefix, r).await
+        })
+        .await
+        .ok_or_else(|| {
+            ApiError::Unavailable("cannot record the revocation (Redis unavailable); retry".into())
+        })
+}
+
 /// Revokes the login `token` belongs to, if it is one of the caller's
-/// (audited as `logout`).
+/// (audited as `logout`): its refresh tokens in PostgreSQL, its access
+/// tokens through the deny-list.
 pub async fn logout(
     state: &SharedState,
     caller: Caller,
@@ -181,9 +202,12 @@ pub async fn logout(
     .role(caller.role.as_str())
     .target(caller.id.to_string());
     let record = match family {
-        Some(f) => record.detail(json!({"family": f.to_string()})),
+        Some(f) => record.detail(json!({"family": f.to_string(), "sid": f.to_string()})),
         None => record,
     };
     state.audit.record(meta.stamp(record));
-    Ok(())
+    match family {
+        Some(sid) => revoke(state, Revoked::Session(sid)).await,
+        None => Ok(()),
+    }
 }

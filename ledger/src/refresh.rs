@@ -82,6 +82,7 @@ struct Presented {
     used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     role: String,
+    disabled: bool,
 }
 
 /// Rotates the token whose hash is `presented`: on success it is marked used
@@ -95,7 +96,8 @@ pub async fn rotate(
 ) -> Result<Rotation, LedgerError> {
     let mut tx = pool.begin().await?;
     let row: Option<Presented> = sqlx::query_as(
-        "SELECT t.user_id, t.family, t.expires_at, t.used_at, t.revoked_at, u.role
+        "SELECT t.user_id, t.family, t.expires_at, t.used_at, t.revoked_at, u.role,
+                u.disabled_at IS NOT NULL AS disabled
            FROM refresh_tokens t JOIN users u ON u.id = t.user_id
           WHERE t.hash = $1
             FOR UPDATE OF t",
@@ -107,7 +109,9 @@ pub async fn rotate(
         return Ok(Rotation::Unknown);
     };
     let (user_id, family) = (row.user_id, row.family);
-    if row.revoked_at.is_some() {
+    // A disabled user's tokens were revoked when it was disabled; this
+    // also covers a token issued in a race with that.
+    if row.revoked_at.is_some() || row.disabled {
         return Ok(Rotation::Revoked { user_id, family });
     }
     if row.used_at.is_some() {

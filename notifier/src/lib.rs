@@ -59,11 +59,14 @@ pub async fn serve(
         hub.clone(),
         shutdown.clone(),
     ));
+    let revocations =
+        shared::revocation::Revocations::start(&config.redis_url, &config.redis_prefix);
     let state = Arc::new(AppState {
         config,
         hub,
         redis,
         shutdown: shutdown.clone(),
+        revocations,
     });
     let app = Router::new()
         .route("/v1/ws", get(ws::upgrade))
@@ -85,7 +88,12 @@ pub async fn serve(
     Ok(())
 }
 
+/// Ready when Redis answers and the revocation list is in sync with it
+/// (sockets are refused until then).
 async fn readyz(State(state): State<Arc<AppState>>) -> StatusCode {
+    if !state.revocations.is_live() {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let mut redis = state.redis.clone();
     match redis::cmd("PING").query_async::<String>(&mut redis).await {
         Ok(_) => StatusCode::OK,

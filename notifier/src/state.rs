@@ -12,4 +12,6 @@ pub struct AppState {
     /// For replay reads (multiplexed, reconnects by itself).
     pub redis: ConnectionManager,
     pub shutdown: Shutdown,
+    /// Revoked sessions: refused at connect, open sockets closed.
+    pub revocations: shared::revocation::Revocations,
 }

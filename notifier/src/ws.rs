@@ -3,8 +3,12 @@
 //! The token is checked before the upgrade (a 401 problem otherwise) and is
 //! never logged. On connect the client gets what it missed since `since` (or
 //! `{"type":"resync"}` when that is impossible), then `{"type":"ready","id"}`,
-//! then live events. The socket closes when the token expires, when the
-//! client is too slow to keep up, or on shutdown (close code 1001).
+//! then live events. The socket closes when the token expires (4001), when
+//! its session is revoked (4003: logout, password change, user disabled),
+//! when the client is too slow to keep up (1013), or on shutdown (1001).
+//! A revoked session's token is refused at connect (401), and so is every
+//! token while the revocation list is not in sync with Redis (503: a
+//! revocation could be unknown here).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +76,24 @@ pub async fn upgrade(
                 .into_response();
         }
     };
+    if !state.revocations.is_live() {
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "cannot check for revoked sessions; retry shortly",
+        )
+        .retry_after(1)
+        .into_response();
+    }
+    if state.revocations.claims_revoked(&claims) {
+        return Problem::unauthorized("the session was ended; log in again").into_response();
+    }
+    let session_of = SessionOf {
+        user: claims.sub,
+        sid: claims.sid,
+        started_ms: shared::revocation::session_started_ms(&claims),
+    };
     let since = match params.since.as_deref() {
         None | Some("") => None,
         Some(text) => match EventId::parse(text) {
@@ -93,7 +115,7 @@ pub async fn upgrade(
     };
     let expires_in = Duration::from_secs(claims.exp.saturating_sub(shared::auth::unix_now()));
     ws.max_message_size(CLIENT_MESSAGE_MAX_BYTES)
-        .on_upgrade(move |socket| session(state, socket, claims.sub, since, expires_in))
+        .on_upgrade(move |socket| session(state, socket, session_of, since, expires_in))
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
@@ -105,13 +127,31 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
         .await;
 }
 
+/// Whose socket it is, for revocations.
+#[derive(Clone, Copy)]
+struct SessionOf {
+    user: Uuid,
+    sid: Uuid,
+    started_ms: u64,
+}
+
+/// Close code of a socket whose session was revoked (application range).
+const CLOSE_REVOKED: u16 = 4003;
+
 async fn session(
     state: Arc<AppState>,
     mut socket: WebSocket,
-    user: Uuid,
+    of: SessionOf,
     since: Option<EventId>,
     expires_in: Duration,
 ) {
+    let user = of.user;
+    // Before the catch-up: a revocation during it is not missed.
+    let mut revoked = state.revocations.subscribe();
+    if state.revocations.is_revoked(of.user, of.sid, of.started_ms) {
+        close(&mut socket, CLOSE_REVOKED, "session revoked").await;
+        return;
+    }
     let (conn, mut rx) = state.hub.register(user, state.config.queue_max);
     let mut redis = state.redis.clone();
     let catchup = events::catch_up(
@@ -171,6 +211,18 @@ async fn session(
             _ = &mut expiry => {
                 close(&mut socket, 4001, "token expired").await;
                 break;
+            }
+            r = revoked.recv() => {
+                let ended = match r {
+                    Ok(r) => r.ends(of.user, of.sid, of.started_ms),
+                    // Missed some: ask the list itself.
+                    Err(_) => state.revocations.is_revoked(of.user, of.sid, of.started_ms),
+                };
+                if ended {
+                    metrics::counter!("notifier_revoked_closes_total").increment(1);
+                    close(&mut socket, CLOSE_REVOKED, "session revoked").await;
+                    break;
+                }
             }
             push = rx.recv() => match push {
                 Some(Push::Event { epoch, seq, text, traceparent }) => {

@@ -1,6 +1,7 @@
 //! Domain types, wire formats, configuration, authentication and telemetry
 //! shared by the gateway, processor and notifier. No I/O lives here except
-//! reading configuration and declaring the JetStream topology.
+//! reading configuration, declaring the JetStream topology and following
+//! the session deny-list in Redis (`revocation`).
 
 pub mod alloc;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod messages;
 pub mod metrics;
 pub mod money;
 pub mod problem;
+pub mod revocation;
 pub mod service;
 pub mod shutdown;
 pub mod streams;

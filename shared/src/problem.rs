@@ -75,6 +75,11 @@ pub struct Problem {
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The quota that ran out (`429` only), e.g. `customer.moves`,
+    /// `batch.moves`, `ops.reads`, `user.requests` or `ip.requests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "customer.moves")]
+    pub quota: Option<String>,
     /// Seconds to wait before retrying (also sent as `Retry-After`).
     #[serde(skip)]
     pub retry_after_secs: Option<u64>,
@@ -89,12 +94,18 @@ impl Problem {
             status: status.into(),
             detail: detail.into(),
             errors: Vec::new(),
+            quota: None,
             retry_after_secs: None,
         }
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
         self.errors = errors;
+        self
+    }
+
+    pub fn quota(mut self, quota: impl Into<String>) -> Self {
+        self.quota = Some(quota.into());
         self
     }
 

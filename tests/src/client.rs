@@ -90,6 +90,16 @@ impl Stack {
         .await
     }
 
+    /// Opens a WebSocket, or the HTTP status it was refused with.
+    pub async fn try_connect_ws(&self, token: &str) -> Result<Ws, u16> {
+        let url = format!("{}?access_token={token}", self.ws);
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((socket, _)) => Ok(Ws { socket }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+            Err(e) => panic!("WebSocket connect: {e}"),
+        }
+    }
+
     pub async fn connect_ws(&self, token: &str, since: Option<&str>) -> Ws {
         let mut url = format!("{}?access_token={token}", self.ws);
         if let Some(s) = since {

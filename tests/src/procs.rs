@@ -53,9 +53,16 @@ impl Env {
             ("WEB_DIR", "/nonexistent".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
-        Self {
-            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        let mut vars: Vec<(String, String)> =
+            vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        // As in `Stack`: the per-role quotas off (`0`), tests of other
+        // things send faster than a person.
+        for role in ["CUSTOMER", "BATCH", "OPS", "REVERSER"] {
+            for budget in ["MOVES_PER_MINUTE", "MOVES_PER_SECOND", "READS_PER_MINUTE"] {
+                vars.push((format!("QUOTA_{role}_{budget}"), "0".to_owned()));
+            }
         }
+        Self { vars }
     }
 
     /// Adds (or overrides) one variable.

@@ -88,6 +88,9 @@ impl Stack {
             request_timeout: Duration::from_secs(15),
             body_limit_bytes: 64 * 1024,
             rate_limits: gateway::config::RateLimits::default(),
+            // Tests of other things send faster than a person: quota tests
+            // set the budgets they check.
+            quotas: gateway::quotas::RoleQuotas::off(),
             login_lockout: gateway::config::LoginLockout::default(),
             trusted_proxy_hops: 0,
             redis_timeout: Duration::from_millis(250),

@@ -48,6 +48,27 @@ impl Ws {
         }
     }
 
+    /// Reads until the server closes the socket: its close code and reason
+    /// (`None` if it does not within `timeout` or ends without a frame).
+    pub async fn closed_with(&mut self, timeout: Duration) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                Message::Close(frame) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Message::Ping(p) => {
+                    let _ = self.socket.send(Message::Pong(p)).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }

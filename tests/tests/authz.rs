@@ -346,6 +346,18 @@ async fn every_role_on_every_endpoint_gets_exactly_its_status() {
         [204, 204, 204, 204, 401],
     );
     m.row(
+        "password change with a too short new password (nothing changes)",
+        M::POST,
+        |_| {
+            let body = json!({"current_password": "whatever-it-is", "new_password": "short"});
+            (
+                "/v1/auth/password".into(),
+                Some(("application/json", body.to_string())),
+            )
+        },
+        [422, 422, 422, 422, 401],
+    );
+    m.row(
         "the OpenAPI document",
         M::GET,
         |_| ("/openapi.json".into(), None),

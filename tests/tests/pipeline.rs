@@ -218,6 +218,7 @@ async fn bad_input_gets_a_problem_and_publishes_nothing() {
             nbf: shared::auth::unix_now() - 1000,
             iat: shared::auth::unix_now() - 1000,
             jti: uuid::Uuid::new_v4(),
+            sid: uuid::Uuid::now_v7(),
         };
         let mut header = jsonwebtoken_header();
         header.kid = Some("k1".into());

@@ -1,4 +1,5 @@
-//! `POST /v1/auth/login`, `/v1/auth/refresh`, `/v1/auth/logout` and `GET /v1/me`.
+//! `POST /v1/auth/login`, `/v1/auth/refresh`, `/v1/auth/logout`,
+//! `/v1/auth/password` and `GET /v1/me`.
 //!
 //! A login returns a short-lived access JWT and an opaque refresh token
 //! (256 random bits, stored only as its SHA-256). Refreshing exchanges the
@@ -95,11 +96,13 @@ pub async fn refresh(
     Ok(Json(response))
 }
 
-/// Revokes the login the refresh token belongs to (every refresh token of
-/// it). Like OAuth token revocation (RFC 7009) the answer is `204` whether
-/// or not the token was valid: the caller can do nothing else about it. A
-/// token of another user is left alone. The access token stays valid until
-/// it expires (at most 15 minutes): it is not looked up per request.
+/// Revokes the login the refresh token belongs to: every refresh token of
+/// it, and every access token of that session (the deny-list every gateway
+/// and notifier checks; open WebSockets of the session are closed). Like
+/// OAuth token revocation (RFC 7009) the answer is `204` whether or not the
+/// token was valid: the caller can do nothing else about it. A token of
+/// another user is left alone. `503` when the revocation cannot be shared
+/// (Redis unavailable): retry.
 #[utoipa::path(
     post,
     path = "/v1/auth/logout",
@@ -124,6 +127,56 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     tokens::logout(&state, caller, &meta, body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A password change. No Debug: both are secrets.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordBody {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 1024, format = Password)]
+    current_password: Option<String>,
+    /// At least 12 characters, at most 1024 bytes, not containing the
+    /// username, not one character repeated, not the current one.
+    #[schema(required = true, value_type = String, min_length = 12, max_length = 1024, format = Password)]
+    new_password: Option<String>,
+}
+
+/// Changes the caller's password (argon2id) and ends every session of the
+/// caller at once: all refresh tokens are revoked and every access token
+/// issued before is refused by the gateway and the notifier (open
+/// WebSockets are closed). Answers a new token pair, the caller's new
+/// session. A wrong current password is `401` and counts as a failed login
+/// (lockout); `503` when the revocation cannot be recorded (nothing changed).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password",
+    operation_id = "changePassword",
+    tag = "auth",
+    request_body = PasswordBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Password changed, every other session ended; a new session", body = TokenResponse),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 413, response = r::TooLarge),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+    )
+)]
+pub async fn change_password(
+    State(state): State<SharedState>,
+    caller: Caller,
+    meta: RequestMeta,
+    JsonBody(body): JsonBody<PasswordBody>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let response = crate::password::change(
+        &state,
+        caller,
+        &meta,
+        body.current_password,
+        body.new_password,
+    )
+    .await?;
+    Ok(Json(response))
 }
 
 /// The caller.
