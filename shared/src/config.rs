@@ -91,9 +91,41 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Splits `scheme://user:password@host…` into the credentials and the URL
+/// without them. async-nats ignores credentials in the URL, so the services
+/// take them out of NATS_URL and pass them as options.
+pub fn split_credentials(url: &str) -> (Option<(String, String)>, String) {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let rest = format!("{}{}", &url[..scheme + 3], &url[at + 1..]);
+            match userinfo.split_once(':') {
+                Some((user, password)) => (Some((user.to_owned(), password.to_owned())), rest),
+                None => (Some((userinfo.to_owned(), String::new())), rest),
+            }
+        }
+        _ => (None, url.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_credentials() {
+        assert_eq!(
+            split_credentials("nats://gateway:pw@nats:4222"),
+            (
+                Some(("gateway".into(), "pw".into())),
+                "nats://nats:4222".into()
+            )
+        );
+        assert_eq!(
+            split_credentials("nats://127.0.0.1:4222"),
+            (None, "nats://127.0.0.1:4222".into())
+        );
+    }
 
     #[test]
     fn redacts_passwords() {
