@@ -198,6 +198,8 @@ if prom_ip=$(ip_of prometheus) && [[ -n "$prom_ip" ]]; then
   fi
 fi
 
+. "$scripts/deploy-test-privs.sh"   # least privilege between the services, live
+
 # --- 4. hardening ------------------------------------------------------------
 hardening() { # project: a table, and one failed check per violation
   local p="$1" bad=0

@@ -106,9 +106,10 @@ pub async fn serve(
     let pool =
         ledger::pool(&config.database_url, config.workers as u32 + 2).context("DATABASE_URL")?;
     ledger::report_pool_metrics(pool.clone());
-    // Per-service user (NATS_URL's user:password) and reply prefix: the
+    // Per-service user (NATS_URL's user:password or NATS_USER/NATS_PASSWORD)
+    // and reply prefix: the
     // server's permissions (deploy/nats/users.conf) depend on both.
-    let (credentials, nats_addr) = shared::config::split_credentials(&config.nats_url);
+    let (credentials, nats_addr) = shared::config::nats_credentials(&config.nats_url)?;
     let mut nats_options = async_nats::ConnectOptions::new()
         .name("processor")
         .custom_inbox_prefix(&config.nats_inbox_prefix);

@@ -108,6 +108,24 @@ pub fn split_credentials(url: &str) -> (Option<(String, String)>, String) {
     }
 }
 
+/// NATS credentials and the URL to dial: the user:password in `url` if it
+/// has one, else `NATS_USER` with `NATS_PASSWORD` (or `NATS_PASSWORD_FILE`),
+/// so a deployment can keep the URL in plain config and the password in a
+/// secret file.
+pub fn nats_credentials(url: &str) -> Result<(Option<(String, String)>, String), ConfigError> {
+    let (credentials, addr) = split_credentials(url);
+    if credentials.is_some() {
+        return Ok((credentials, addr));
+    }
+    match var("NATS_USER") {
+        Some(user) => Ok((
+            Some((user, secret("NATS_PASSWORD")?.unwrap_or_default())),
+            addr,
+        )),
+        None => Ok((None, addr)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
