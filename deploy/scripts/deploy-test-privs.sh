@@ -114,3 +114,16 @@ check "Redis: the gateway's user cannot write the event feed (NOPERM)" \
 out=$(docker exec "$(dc ps -q redis)" redis-cli PING 2>&1 || true)
 echo "  redis default user PING: $out"
 check "Redis: the default user is off" "$(grep -q 'NOAUTH' <<<"$out" && echo ok || echo "$out")"
+
+# After `make restore --clean` (the dump carries no grants): the Makefile's
+# `migrate --roles` must have granted the roles again, and no more.
+privs_after_restore() {
+  local out
+  out="$(pg_as processor "SELECT count(*) FROM accounts") / $(pg_as gateway "SELECT count(*) FROM transfers")"
+  check "after make restore: the services' roles read their tables again ($out rows)" \
+    "$([[ "$out" =~ ^[0-9]+\ /\ [0-9]+$ ]] && echo ok || echo "$out")"
+  out=$(pg_as gateway "INSERT INTO entries (transfer_id, account_id, amount, balance_after)
+    SELECT id, id, 1, 1 FROM transfers LIMIT 1")
+  check "after make restore: the gateway's role still cannot INSERT INTO entries" \
+    "$(grep -q 'permission denied for table entries' <<<"$out" && echo ok || echo "$out")"
+}

@@ -294,6 +294,7 @@ fi
 check "after make restore: tables as backed up" "$([[ "$(fingerprint docker exec -i "$pg" psql)" == "$before" ]] && echo ok || echo differs)"
 wait_healthy "$project" && check "after make restore: every service healthy again" ok \
   || check "after make restore: healthy" "not healthy"
+privs_after_restore   # deploy-test-privs.sh: the grants survive make restore
 
 say "dev stack down -v"
 dc down -v --remove-orphans 2>&1 | tail -n 1
