@@ -132,6 +132,7 @@ security-scan:
 	deploy/scripts/security-scan.sh
 # PostgreSQL is not published: pg_dump / pg_restore run inside its container,
 # over the socket. restore stops the writers, restores in one transaction,
+# grants the services' roles again (the dump has no privileges: migrate --roles),
 # checks the ledger invariants (bankadmin check) and starts them again.
 backup:
 	@PG_DUMP="docker exec -i $$($(DC) ps -q postgres) pg_dump" deploy/scripts/backup.sh \
@@ -143,6 +144,7 @@ restore:
 	PG_RESTORE="docker exec -i $$($(DC) ps -q postgres) pg_restore" \
 	  PSQL="docker exec -i $$($(DC) ps -q postgres) psql" \
 	  deploy/scripts/restore.sh --clean $(FILE) 'postgresql:///bank?host=/var/run/postgresql&user=bank'
+	$(DC) run --rm migrate
 	$(DC) run --rm migrate check
 	$(DC) start gateway processor
 # The stack for real: images, dev stack healthy, a transfer through nginx,

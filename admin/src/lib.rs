@@ -3,6 +3,8 @@
 //! accounts, so per-currency totals stay zero. Every action (and every
 //! failed attempt) is written to the audit trail.
 
+pub mod db_roles;
+
 use std::str::FromStr;
 
 use anyhow::Context as _;

@@ -22,7 +22,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create the database if missing and apply migrations.
-    Migrate,
+    Migrate {
+        /// Then create/update the services' roles and grants (bank_gateway,
+        /// bank_processor; passwords from GATEWAY_DB_PASSWORD(_FILE) and
+        /// PROCESSOR_DB_PASSWORD(_FILE); DB_ROLE_PREFIX renames them).
+        #[arg(long)]
+        roles: bool,
+    },
     /// Load demo users (alice, bob, batch, ops) and funded accounts.
     SeedDemo,
     /// Create a user (password read from BANKADMIN_PASSWORD).
@@ -103,7 +109,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = shared::config::secret("DATABASE_URL")?.unwrap_or(cli.database_url);
-    if let Command::Migrate = cli.command {
+    if let Command::Migrate { .. } = cli.command {
         ledger::create_database_if_missing(&url).await?;
     }
     if let Command::Teardown {
@@ -118,9 +124,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool = ledger::pool(&url, 4)?;
     match cli.command {
         Command::Teardown { .. } => {}
-        Command::Migrate => {
+        Command::Migrate { roles } => {
             ledger::migrate(&pool).await?;
             println!("migrations applied");
+            if roles {
+                let prefix = shared::config::string("DB_ROLE_PREFIX", "bank");
+                let gateway = admin::db_roles::ServiceRole::from_env(&prefix, "gateway")?;
+                let processor = admin::db_roles::ServiceRole::from_env(&prefix, "processor")?;
+                admin::db_roles::apply(&pool, &gateway, &processor).await?;
+                println!("roles {} and {} granted", gateway.name, processor.name);
+            }
         }
         Command::SeedDemo => {
             admin::seed_demo(&pool).await?;

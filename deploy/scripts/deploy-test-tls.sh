@@ -109,7 +109,7 @@ out=$(REDISCLI_AUTH="$redis_pass" timeout 10 redis-cli -h "$redis_ip" -p 6379 pi
 echo "  redis-cli without --tls:"; grep -v '^$' <<<"${out:-(no answer)}" | tls_indent || true
 check "prod: Redis refuses a plaintext connection" \
   "$([[ $out != *PONG* ]] && echo ok || echo "answered PONG in plaintext")"
-tls_redis() { REDISCLI_AUTH="$redis_pass" timeout 10 redis-cli --tls --cacert "$tls_ca" --sni redis -h "$redis_ip" -p 6379 "$@" 2>&1; }
+tls_redis() { REDISCLI_AUTH="$redis_pass" timeout 10 redis-cli --user admin --tls --cacert "$tls_ca" --sni redis -h "$redis_ip" -p 6379 "$@" 2>&1; }
 out="$(tls_redis config get port | paste -sd' ') $(tls_redis config get tls-port | paste -sd' ')"
 echo "  redis-cli --tls --cacert ca.crt: config get port, tls-port -> $out"
 check "prod: Redis over TLS with the CA; its plaintext port is 0" \

@@ -198,6 +198,8 @@ if prom_ip=$(ip_of prometheus) && [[ -n "$prom_ip" ]]; then
   fi
 fi
 
+. "$scripts/deploy-test-privs.sh"   # least privilege between the services, live
+
 # --- 4. hardening ------------------------------------------------------------
 hardening() { # project: a table, and one failed check per violation
   local p="$1" bad=0
@@ -292,6 +294,7 @@ fi
 check "after make restore: tables as backed up" "$([[ "$(fingerprint docker exec -i "$pg" psql)" == "$before" ]] && echo ok || echo differs)"
 wait_healthy "$project" && check "after make restore: every service healthy again" ok \
   || check "after make restore: healthy" "not healthy"
+privs_after_restore   # deploy-test-privs.sh: the grants survive make restore
 
 say "dev stack down -v"
 dc down -v --remove-orphans 2>&1 | tail -n 1

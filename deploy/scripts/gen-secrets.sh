@@ -7,9 +7,10 @@
 #            password is only applied by initdb on an empty volume, so change
 #            it in the database too: ALTER ROLE bank PASSWORD '...')
 #
-# Files: postgres_password, database_url, redis_password, redis_users.acl,
-# redis_url, jwt_secret, grafana_admin_password. Passwords are hex, so they
-# need no escaping inside URLs. The directory is 0700 (only you on the host);
+# Files: postgres_password, database_url, redis_password, redis_url (the
+# operators' admin credentials), jwt_secret, grafana_admin_password, and the
+# per-service ones of gen-service-creds.sh (redis_users.acl among them).
+# Passwords are hex, so they need no escaping inside URLs. The directory is 0700 (only you on the host);
 # the files are 0644 because Docker bind-mounts compose file secrets as they
 # are and the containers run as non-root UIDs that must read them.
 set -euo pipefail
@@ -59,10 +60,12 @@ redis_password=$(read_or redis_password "$(rand_hex 24)")
 write postgres_password "$pg_password"
 write database_url "postgres://bank:${pg_password}@postgres:5432/bank"
 write redis_password "$redis_password"
-write redis_users.acl "user default on >${redis_password} ~* &* +@all"
-write redis_url "redis://default:${redis_password}@redis:6379"
+write redis_url "redis://admin:${redis_password}@redis:6379"
 write jwt_secret "$(rand_hex 32)"
 write grafana_admin_password "$(rand_hex 16)"
+
+# A PostgreSQL role, Redis ACL user and NATS user per service (and redis_users.acl).
+"$(dirname "$0")/gen-service-creds.sh" $([[ $force == 1 ]] && echo --force) "$dir"
 
 # TLS between the services and at the edge (production): a CA and certificates.
 certs_args=("$dir"); [[ $force == 1 ]] && certs_args+=(--force)

@@ -14,6 +14,9 @@ pub struct Config {
     pub database_url: String,
     pub database_connections: u32,
     pub nats_url: String,
+    /// Reply subjects start with this (`NATS_INBOX_PREFIX`): one per service,
+    /// so a NATS user can be allowed its own replies only.
+    pub nats_inbox_prefix: String,
     pub redis_url: String,
     pub redis_prefix: String,
     pub topology: Topology,
@@ -128,7 +131,9 @@ impl Config {
             database_url: config::secret("DATABASE_URL")?
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/bank".into()),
             database_connections: config::parse("GATEWAY_DB_CONNECTIONS", 16)?,
-            nats_url: config::string("NATS_URL", "nats://127.0.0.1:4222"),
+            // A secret too: it carries the service's NATS user and password.
+            nats_url: config::secret("NATS_URL")?.unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            nats_inbox_prefix: config::string("NATS_INBOX_PREFIX", "_INBOX"),
             redis_url: config::secret("REDIS_URL")?
                 .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_prefix: config::string("REDIS_PREFIX", "bank"),

@@ -12,6 +12,9 @@ pub struct Config {
     pub addr: SocketAddr,
     pub database_url: String,
     pub nats_url: String,
+    /// Reply subjects start with this (`NATS_INBOX_PREFIX`): one per service,
+    /// so a NATS user can be allowed its own replies only.
+    pub nats_inbox_prefix: String,
     pub redis_url: String,
     /// Key prefix of the events in Redis (shared with the notifier).
     pub redis_prefix: String,
@@ -47,7 +50,9 @@ impl Config {
             addr: config::parse("PROCESSOR_ADDR", SocketAddr::from(([127, 0, 0, 1], 8082)))?,
             database_url: config::secret("DATABASE_URL")?
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/bank".into()),
-            nats_url: config::string("NATS_URL", "nats://127.0.0.1:4222"),
+            // A secret too: it carries the service's NATS user and password.
+            nats_url: config::secret("NATS_URL")?.unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            nats_inbox_prefix: config::string("NATS_INBOX_PREFIX", "_INBOX"),
             redis_url: config::secret("REDIS_URL")?
                 .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_prefix: config::string("REDIS_PREFIX", "bank"),

@@ -91,9 +91,59 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Splits `scheme://user:password@host…` into the credentials and the URL
+/// without them. async-nats ignores credentials in the URL, so the services
+/// take them out of NATS_URL and pass them as options.
+pub fn split_credentials(url: &str) -> (Option<(String, String)>, String) {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let rest = format!("{}{}", &url[..scheme + 3], &url[at + 1..]);
+            match userinfo.split_once(':') {
+                Some((user, password)) => (Some((user.to_owned(), password.to_owned())), rest),
+                None => (Some((userinfo.to_owned(), String::new())), rest),
+            }
+        }
+        _ => (None, url.to_owned()),
+    }
+}
+
+/// NATS credentials and the URL to dial: the user:password in `url` if it
+/// has one, else `NATS_USER` with `NATS_PASSWORD` (or `NATS_PASSWORD_FILE`),
+/// so a deployment can keep the URL in plain config and the password in a
+/// secret file.
+pub fn nats_credentials(url: &str) -> Result<(Option<(String, String)>, String), ConfigError> {
+    let (credentials, addr) = split_credentials(url);
+    if credentials.is_some() {
+        return Ok((credentials, addr));
+    }
+    match var("NATS_USER") {
+        Some(user) => Ok((
+            Some((user, secret("NATS_PASSWORD")?.unwrap_or_default())),
+            addr,
+        )),
+        None => Ok((None, addr)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_credentials() {
+        assert_eq!(
+            split_credentials("nats://gateway:pw@nats:4222"),
+            (
+                Some(("gateway".into(), "pw".into())),
+                "nats://nats:4222".into()
+            )
+        );
+        assert_eq!(
+            split_credentials("nats://127.0.0.1:4222"),
+            (None, "nats://127.0.0.1:4222".into())
+        );
+    }
 
     #[test]
     fn redacts_passwords() {
