@@ -45,17 +45,17 @@ async fn customer(db: &TestDb, name: &str, n: usize, funds: &str) -> (Uuid, Vec<
 }
 
 fn request(owner: Uuid, from: Uuid, to: Uuid, amount: &str) -> TransferRequest {
-    TransferRequest {
-        id: Uuid::new_v4(),
+    TransferRequest::transfer(
+        Uuid::new_v4(),
         owner,
-        idempotency_key: Uuid::new_v4().to_string(),
-        from_account: from,
-        to_account: to,
-        amount: dec(amount),
-        currency: "EUR".into(),
-        reference: Some("test".into()),
-        accepted_at: Utc::now(),
-    }
+        Uuid::new_v4().to_string(),
+        from,
+        to,
+        dec(amount),
+        "EUR".into(),
+        Some("test".into()),
+        Utc::now(),
+    )
 }
 
 async fn balance(db: &TestDb, id: Uuid) -> Decimal {
@@ -235,10 +235,30 @@ async fn ledger_history_is_append_only() {
         .execute(&db.pool)
         .await
         .unwrap_err();
+    // (Either CHECK may report it: available = balance - held >= -overdraft
+    // implies the balance's own.)
+    let text = err.to_string();
     assert!(
-        err.to_string().contains("balance_within_overdraft"),
+        text.contains("balance_within_overdraft") || text.contains("available_within_overdraft"),
         "{err}"
     );
+    // Holds: no more held than the balance allows, and no rewriting history.
+    let err = sqlx::query("UPDATE accounts SET held = balance + 1 WHERE kind = 'customer'")
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("available_within_overdraft"),
+        "{err}"
+    );
+    for sql in [
+        "DELETE FROM holds",
+        "DELETE FROM hold_actions",
+        "UPDATE hold_actions SET kind = 'void'",
+    ] {
+        let err = sqlx::query(sql).execute(&db.pool).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
 }
 
 /// Many concurrent batches over a small hot set of accounts, with the same
