@@ -42,6 +42,8 @@ BEGIN
   EXECUTE format('GRANT INSERT ON audit_log, batches, refresh_tokens TO %I', gw);
   EXECUTE format('GRANT UPDATE ON audit_head, refresh_tokens TO %I', gw);
   EXECUTE format('GRANT DELETE ON refresh_tokens TO %I', gw);
+  -- Its own password change (POST /v1/auth/password); nothing else of users.
+  EXECUTE format('GRANT UPDATE (password_hash, password_changed_at) ON users TO %I', gw);
 
   -- Processor: what ledger::apply reads and writes (accounts locked and
   -- updated, transfers and entries inserted) and the batch tables its
@@ -49,5 +51,9 @@ BEGIN
   EXECUTE format('GRANT SELECT ON accounts, transfers, entries, batches TO %I', pr);
   EXECUTE format('GRANT INSERT ON transfers, entries TO %I', pr);
   EXECUTE format('GRANT UPDATE ON accounts TO %I', pr);
+  -- Holds: created, moved to a final state once (a trigger guards the
+  -- transition), and the capture/void requests recorded append-only.
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE ON holds TO %I', pr);
+  EXECUTE format('GRANT SELECT, INSERT ON hold_actions TO %I', pr);
 END
 $roles$;

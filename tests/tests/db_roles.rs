@@ -72,6 +72,23 @@ async fn each_service_role_has_only_its_grants() {
         sqlstate(&gw, "CREATE TABLE probe (i int)").await.as_deref(),
         DENIED
     );
+    // Its own password change, but never a role.
+    assert_eq!(
+        sqlstate(&gw, "UPDATE users SET password_hash = password_hash WHERE false").await,
+        None
+    );
+    assert_eq!(
+        sqlstate(&gw, "UPDATE users SET role = role WHERE false")
+            .await
+            .as_deref(),
+        DENIED
+    );
+    assert_eq!(
+        sqlstate(&gw, "UPDATE holds SET status = status WHERE false")
+            .await
+            .as_deref(),
+        DENIED
+    );
     // What the gateway does write: its refresh tokens.
     assert_eq!(
         sqlstate(&gw, "DELETE FROM refresh_tokens WHERE false").await,
@@ -90,6 +107,15 @@ async fn each_service_role_has_only_its_grants() {
     );
     assert_eq!(
         sqlstate(&pr, "UPDATE accounts SET balance = balance WHERE false").await,
+        None
+    );
+    // Holds move to their final state in the processor's transaction.
+    assert_eq!(
+        sqlstate(&pr, "UPDATE holds SET status = status WHERE false").await,
+        None
+    );
+    assert_eq!(
+        sqlstate(&pr, "SELECT count(*) FROM hold_actions").await,
         None
     );
     assert_eq!(
