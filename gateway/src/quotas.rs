@@ -50,6 +50,12 @@ pub const DEFAULTS: &[RoleQuota] = &[
         moves: moves(200_000, 0),
         reads_per_minute: 3_000,
     },
+    // Reversals are money-moving requests at a human pace, like a customer's.
+    RoleQuota {
+        role: Role::Reverser,
+        moves: moves(600, 20),
+        reads_per_minute: 3_000,
+    },
     RoleQuota {
         role: Role::Ops,
         moves: None,
