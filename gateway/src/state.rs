@@ -36,6 +36,8 @@ pub struct AppState {
     pub audit: crate::audit::Auditor,
     /// The writer, taken at shutdown to flush it.
     pub audit_writer: std::sync::Mutex<Option<crate::audit::Writer>>,
+    /// The transfers queue's backlog, kept current by `backlog::watch`.
+    pub backlog: crate::backlog::Backlog,
     /// Lifetime of a login's refresh tokens.
     pub refresh_ttl: Duration,
 }
