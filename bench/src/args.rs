@@ -28,8 +28,9 @@ pub struct Args {
     /// Accounts to create and fund [default: 100000, --quick: 2000].
     #[arg(long)]
     pub accounts: Option<usize>,
-    /// Bench users owning the accounts (one WebSocket each).
-    #[arg(long, default_value_t = 8)]
+    /// Bench users owning the accounts (one WebSocket each); at least 16
+    /// so that the owned16 scenario's accounts each have their own owner.
+    #[arg(long, default_value_t = 16)]
     pub users: usize,
     /// Warm-up before each measurement window, seconds [default: 5, --quick: 1].
     #[arg(long)]
@@ -72,8 +73,23 @@ pub struct Args {
     pub redis_url: String,
     #[arg(long)]
     pub skip_raw: bool,
+    /// Only the uniform distribution (as `--scenarios uniform`).
     #[arg(long)]
     pub skip_hot: bool,
+    /// Distributions of the closed loop: uniform, zipf128, owned16, hot,
+    /// payroll [default: all; --quick: uniform,zipf128].
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<String>,
+    /// Skip the overload run (open loop at `--overload-factor` × the
+    /// uniform sustained rate, against the gateway's back-pressure).
+    #[arg(long)]
+    pub skip_overload: bool,
+    #[arg(long, default_value_t = 2.0)]
+    pub overload_factor: f64,
+    /// The gateway's backlog budget (`BACKLOG_BUDGET_MS`), set explicitly so
+    /// the overload run judges a known bound.
+    #[arg(long, env = "BACKLOG_BUDGET_MS", default_value_t = 2000)]
+    pub backlog_budget_ms: u64,
     #[arg(long)]
     pub skip_open: bool,
     /// Skip the primary-key lookup probe.
@@ -90,20 +106,46 @@ pub struct Settings {
     pub measure: Duration,
     pub drain_stall: Duration,
     pub out: PathBuf,
+    pub scenarios: Vec<load::Scenario>,
 }
 
 impl Args {
-    pub fn settings(&self) -> Settings {
+    /// The closed loop's distributions, in run order.
+    pub fn scenarios(&self) -> anyhow::Result<Vec<load::Scenario>> {
+        use load::Scenario;
+        if self.skip_hot {
+            return Ok(vec![Scenario::Uniform]);
+        }
+        if self.scenarios.is_empty() {
+            return Ok(if self.quick {
+                vec![Scenario::Uniform, Scenario::Skewed]
+            } else {
+                Scenario::ALL.to_vec()
+            });
+        }
+        self.scenarios
+            .iter()
+            .map(|n| {
+                Scenario::parse(n.trim()).ok_or_else(|| anyhow::anyhow!("unknown scenario {n:?}"))
+            })
+            .collect()
+    }
+
+    pub fn settings(&self) -> anyhow::Result<Settings> {
         let (accounts, warmup, measure, out) = if self.quick {
             (2_000, 1.0, 3.0, "bench/results/quick.json")
         } else {
             (100_000, 5.0, 30.0, "bench/results/latest.json")
         };
-        Settings {
-            accounts: self
-                .accounts
-                .unwrap_or(accounts)
-                .max(2 * load::HOT_ACCOUNTS),
+        let scenarios = self.scenarios()?;
+        let accounts_min = scenarios
+            .iter()
+            .map(|s| s.accounts_min())
+            .max()
+            .unwrap_or(0)
+            .max(2 * load::HOT_ACCOUNTS);
+        Ok(Settings {
+            accounts: self.accounts.unwrap_or(accounts).max(accounts_min),
             warmup: Duration::from_secs_f64(self.warmup.unwrap_or(warmup)),
             measure: Duration::from_secs_f64(self.measure.unwrap_or(measure)),
             drain_stall: if self.quick {
@@ -112,6 +154,7 @@ impl Args {
                 DRAIN_STALL
             },
             out: self.out.clone().unwrap_or_else(|| PathBuf::from(out)),
-        }
+            scenarios,
+        })
     }
 }

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use crate::load::{self, Driver, Latency, Scenario, Session};
 use crate::report::{self, Report, RunResult};
 use crate::services::{Deployment, Service};
-use crate::{Args, Settings, check_invariants, procfs, scenarios, seed};
+use crate::{Args, Settings, check_invariants, procfs, seed};
 
 /// How often each service's resident set is sampled in the window.
 const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the gateway's backlog gauge is read in the window (it
+/// refreshes it every 250 ms).
+const BACKLOG_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 /// The longest a drain after a run may take whatever its progress.
 const DRAIN_MAX: Duration = Duration::from_secs(300);
 
@@ -32,7 +35,7 @@ impl Pipeline<'_> {
     /// The closed loop per scenario, then the open loops at `--open-loads`
     /// percent of the uniform closed loop's sustained rate.
     pub async fn all(&mut self, args: &Args, report: &mut Report) -> anyhow::Result<()> {
-        for scenario in scenarios(args) {
+        for scenario in self.settings.scenarios.clone() {
             eprintln!(
                 "[bench] closed loop, {}: {} in flight",
                 scenario.name(),
@@ -40,13 +43,12 @@ impl Pipeline<'_> {
             );
             let r = self.run(scenario, Mode::Closed(args.concurrency)).await?;
             eprintln!(
-                "[bench]   accepted {:.0}/s, committed {:.0}/s",
-                r.accepted_per_s, r.committed_per_s
+                "[bench]   accepted {:.0}/s, committed {:.0}/s, backlog peak {:.2} s",
+                r.accepted_per_s,
+                r.committed_per_s,
+                r.backlog_peak_s.unwrap_or(0.0)
             );
             report.runs.push(r);
-        }
-        if args.skip_open {
-            return Ok(());
         }
         let max = report
             .runs
@@ -54,21 +56,29 @@ impl Pipeline<'_> {
             .find(|r| r.scenario == "uniform" && r.mode == "closed")
             .map(|r| r.sustained_per_s)
             .unwrap_or(0.0);
-        if max < 1.0 {
+        if max < 1.0 && !(args.skip_open && args.skip_overload) {
             anyhow::bail!("the closed loop committed nothing: no open-loop rates to derive");
         }
-        for pct in &args.open_loads {
+        let mut loads: Vec<(f64, &'static str)> = Vec::new();
+        if !args.skip_open {
+            loads.extend(args.open_loads.iter().map(|p| (*p, "open")));
+        }
+        if !args.skip_overload {
+            loads.push((args.overload_factor * 100.0, "overload"));
+        }
+        for (pct, kind) in loads {
             let rate = (max * pct / 100.0).max(1.0);
-            eprintln!("[bench] open loop, uniform: {pct}% of {max:.0}/s = {rate:.0}/s");
+            eprintln!("[bench] {kind} loop, uniform: {pct}% of {max:.0}/s = {rate:.0}/s");
             let mode = Mode::Open {
                 rate,
-                pct: *pct,
+                pct,
                 max_inflight: args.max_inflight,
+                overload: kind == "overload",
             };
             let r = self.run(Scenario::Uniform, mode).await?;
             eprintln!(
-                "[bench]   committed {:.0}/s, e2e p50 {:.1} ms p99 {:.1} ms",
-                r.committed_per_s, r.e2e_ms.p50, r.e2e_ms.p99
+                "[bench]   accepted {:.0}/s, committed {:.0}/s, shed {:.0}/s, e2e p50 {:.1} ms p99 {:.1} ms",
+                r.accepted_per_s, r.committed_per_s, r.shed_per_s, r.e2e_ms.p50, r.e2e_ms.p99
             );
             report.runs.push(r);
         }
@@ -118,6 +128,7 @@ impl Pipeline<'_> {
         let (t0, wall0) = (Instant::now(), chrono::Utc::now());
         session.rec.window.store(true, Ordering::SeqCst);
         let (sampling, sampler) = rss_sampler(svcs);
+        let backlog = backlog_sampler(http.clone(), dep.gateway, sampling.clone());
         tokio::time::sleep(s.measure).await;
         session.rec.window.store(false, Ordering::SeqCst);
         let seconds = t0.elapsed().as_secs_f64();
@@ -129,6 +140,7 @@ impl Pipeline<'_> {
         driver.stop.store(true, Ordering::SeqCst);
         let _ = generator.await;
         let rss_sampled = sampler.await.unwrap_or_default();
+        let backlog_peak_s = backlog.await.ok().flatten();
         let unconfirmed = session.drain(s.drain_stall, DRAIN_MAX).await;
         for svc in svcs.iter_mut() {
             anyhow::ensure!(svc.alive(), "{} died during the run", svc.name);
@@ -155,7 +167,17 @@ impl Pipeline<'_> {
         let errors = rec.errors.lock().map(|e| e.clone()).unwrap_or_default();
         let (mode_name, concurrency, target, pct) = match mode {
             Mode::Closed(c) => ("closed", Some(c), None, None),
-            Mode::Open { rate, pct, .. } => ("open", None, Some(rate), Some(pct)),
+            Mode::Open {
+                rate,
+                pct,
+                overload,
+                ..
+            } => (
+                if overload { "overload" } else { "open" },
+                None,
+                Some(rate),
+                Some(pct),
+            ),
         };
         Ok(RunResult {
             scenario: scenario.name(),
@@ -173,6 +195,10 @@ impl Pipeline<'_> {
             committed_ws_per_s: rec.committed_ws.load(Ordering::SeqCst) as f64 / seconds,
             rejected_in_window: rejected_db,
             dropped_sends: rec.dropped.load(Ordering::SeqCst),
+            shed_per_s: rec.shed.load(Ordering::SeqCst) as f64 / seconds,
+            shed_without_retry_after: rec.shed_without_retry_after.load(Ordering::SeqCst),
+            shed_ms: snapshot(&rec.shed_ms),
+            backlog_peak_s,
             errors,
             http_ms: snapshot(&rec.http),
             e2e_ms: snapshot(&rec.e2e),
@@ -199,7 +225,32 @@ enum Mode {
         rate: f64,
         pct: f64,
         max_inflight: usize,
+        /// Above the sustained rate, to see back-pressure at work.
+        overload: bool,
     },
+}
+
+/// The gateway's own `gateway_backlog_seconds`, polled as often as the
+/// gateway refreshes it until the flag is cleared; the largest value seen
+/// (`None` if the gateway never reported it).
+fn backlog_sampler(
+    http: reqwest::Client,
+    gateway: std::net::SocketAddr,
+    sampling: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Option<f64>> {
+    tokio::spawn(async move {
+        let mut peak: Option<f64> = None;
+        while sampling.load(Ordering::Relaxed) {
+            if let Ok(r) = http.get(format!("http://{gateway}/metrics")).send().await
+                && let Ok(text) = r.text().await
+                && let Some(v) = crate::prom::gauge(&text, "gateway_backlog_seconds")
+            {
+                peak = Some(peak.map_or(v, |p: f64| p.max(v)));
+            }
+            tokio::time::sleep(BACKLOG_SAMPLE_INTERVAL).await;
+        }
+        peak
+    })
 }
 
 /// Samples each service's resident set until the flag is cleared; the

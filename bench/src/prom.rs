@@ -23,6 +23,13 @@ fn split_series(series: &str) -> (&str, &str) {
     }
 }
 
+/// The value of an unlabelled gauge `name` in a scrape's text.
+pub fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|v| v.trim().parse().ok())
+}
+
 pub fn parse(text: &str) -> Scrape {
     let mut out: Scrape = HashMap::new();
     for line in text.lines() {

@@ -24,6 +24,8 @@ pub struct Deployment {
     pub gateway: SocketAddr,
     pub notifier: SocketAddr,
     pub processor: SocketAddr,
+    /// The gateway's `BACKLOG_BUDGET_MS`.
+    pub backlog_budget_ms: u64,
 }
 
 impl Deployment {
@@ -32,6 +34,7 @@ impl Deployment {
         pg: &str,
         nats_url: String,
         redis_url: String,
+        backlog_budget_ms: u64,
     ) -> anyhow::Result<Self> {
         let run = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let log_dir = std::env::temp_dir().join(&run);
@@ -46,6 +49,7 @@ impl Deployment {
             gateway: testkit::try_free_addr()?,
             notifier: testkit::try_free_addr()?,
             processor: testkit::try_free_addr()?,
+            backlog_budget_ms,
         })
     }
 
@@ -87,6 +91,8 @@ impl Deployment {
                 std::env::var(var).unwrap_or_else(|_| "1000000000".into()),
             );
         }
+        // Back-pressure's budget, explicit: the overload run judges it.
+        env.insert("BACKLOG_BUDGET_MS", self.backlog_budget_ms.to_string());
         // The bench's few WebSocket clients each carry a whole user's share
         // of the load: give them room (the default 256 suits one person).
         env.insert(

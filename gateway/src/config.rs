@@ -49,6 +49,11 @@ pub struct Config {
     /// Audit records waiting for the background writer; beyond it records
     /// are dropped (counted), never waited for on the request path.
     pub audit_queue_max: usize,
+    /// Back-pressure: new transfers and batches are refused (`503`) while
+    /// the queued work would take the processors longer than this to clear
+    /// (`BACKLOG_BUDGET_MS`; 0 switches the check off, leaving only the
+    /// stream's hard limits).
+    pub backlog_budget: Duration,
     /// How long a login's refresh tokens stay valid (`REFRESH_TOKEN_TTL_SECS`).
     /// Rotation does not extend it: past it the user enters the password again.
     pub refresh_ttl: Duration,
@@ -56,6 +61,10 @@ pub struct Config {
 
 /// A working day: a session outlives many access tokens, not the day.
 pub const REFRESH_TTL_DEFAULT: Duration = Duration::from_secs(8 * 60 * 60);
+/// A customer should see "pending" turn into "committed" within a couple
+/// of seconds even under load: beyond that, `503` + Retry-After is the
+/// honest answer (issue 19).
+pub const BACKLOG_BUDGET_DEFAULT: Duration = Duration::from_secs(2);
 /// The rate limits' window: quotas are per minute.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// Failed logins are forgotten this long after the last one.
@@ -185,6 +194,10 @@ impl Config {
                 REDIS_TIMEOUT_DEFAULT.as_millis() as u64,
             )?,
             audit_queue_max: config::parse("AUDIT_QUEUE_MAX", 100_000)?,
+            backlog_budget: config::millis(
+                "BACKLOG_BUDGET_MS",
+                BACKLOG_BUDGET_DEFAULT.as_millis() as u64,
+            )?,
             refresh_ttl: Duration::from_secs(config::parse(
                 "REFRESH_TOKEN_TTL_SECS",
                 REFRESH_TTL_DEFAULT.as_secs(),

@@ -57,6 +57,12 @@ pub enum ApiError {
     InProgress,
     #[error("{0}")]
     Unavailable(String),
+    /// Back-pressure: more work is queued than the processors clear within
+    /// the budget (or the queue is full); nothing was accepted.
+    #[error(
+        "more transfers are queued than can be applied promptly; nothing was accepted, retry in {retry_after_secs} s"
+    )]
+    Backlog { retry_after_secs: u64 },
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -157,6 +163,13 @@ impl ApiError {
                 detail,
             )
             .retry_after(1),
+            Self::Backlog { retry_after_secs } => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "backlog",
+                "Too much work queued",
+                detail,
+            )
+            .retry_after(*retry_after_secs),
             Self::TooLarge(_) => Problem::new(
                 S::PAYLOAD_TOO_LARGE,
                 "too-large",

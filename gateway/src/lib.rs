@@ -8,11 +8,12 @@
 //! `timeline`, `login` and `tokens`, `page` (pagination). `publish` talks
 //! to JetStream; `error` maps every failure to RFC 9457 in one place and
 //! `responses` holds the shared responses; `guard` and `rate_limit` meter
-//! requests; `http` holds the cross-cutting layers (security headers,
+//! requests, `backlog` sheds new work while the queue is too long; `http` holds the cross-cutting layers (security headers,
 //! CORS, body limits, metrics).
 
 mod accounts_cache;
 mod audit;
+mod backlog;
 mod batch_input;
 mod batch_report;
 mod check_accounts;
@@ -144,6 +145,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         audit_writer: std::sync::Mutex::new(Some(audit_writer)),
         revocations,
         refresh_ttl: config.refresh_ttl,
+        backlog: backlog::Backlog::new(config.backlog_budget),
     });
     // Warm the account cache in the background; requests do not wait for it.
     let warming = state.clone();
@@ -277,6 +279,7 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let state = connect(&config).await?;
+    backlog::watch(state.clone(), shutdown.clone());
     let app = router(state.clone(), &config);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let mut stop = shutdown.clone();

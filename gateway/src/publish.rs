@@ -9,13 +9,15 @@
 
 use std::time::Instant;
 
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use shared::messages::{HEADER_TRANSFER_ID, TransferCommand};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::backlog::{self, ShedReason};
 use crate::error::ApiError;
 use crate::state::SharedState;
 
@@ -30,6 +32,22 @@ fn unavailable() -> ApiError {
     ApiError::Unavailable(
         "the transfer queue is unavailable; nothing was sent, retry shortly".into(),
     )
+}
+
+/// Whether JetStream refused the message for the stream's limits
+/// (`max_msgs`/`max_bytes` with discard-new): the queue's last line.
+fn stream_full(e: &PublishError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|j| {
+            j.error_code() == ErrorCode::STREAM_STORE_FAILED && j.to_string().contains("maximum")
+        })
+}
+
+/// The answer when the stream is full: shed, like a backlog over budget.
+fn full(state: &SharedState) -> ApiError {
+    let retry = backlog::retry_after_secs(state.backlog.excess_seconds());
+    backlog::shed(ShedReason::StreamFull, retry)
 }
 
 pub async fn transfer(
@@ -77,6 +95,10 @@ pub async fn transfer(
         Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => {
             metrics::counter!("gateway_publish_total", "result" => "queued_already").increment(1);
             Ok(Published::AlreadyThere)
+        }
+        Ok(Err(e)) if stream_full(&e) => {
+            metrics::counter!("gateway_publish_total", "result" => "stream_full").increment(1);
+            Err(full(state))
         }
         Ok(Err(e)) => {
             metrics::counter!("gateway_publish_total", "result" => "error").increment(1);
@@ -146,6 +168,7 @@ pub async fn atomic_batch(
     match ack {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(()),
+        Ok(Err(e)) if stream_full(&e) => Err(full(state)),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "batch publish failed");
             Err(unavailable())

@@ -121,6 +121,6 @@ problem_response!(
 );
 problem_response!(
     Unavailable,
-    "A dependency (PostgreSQL, JetStream) is unavailable or the request timed out; nothing was done, retry with the same Idempotency-Key",
+    "A dependency (PostgreSQL, JetStream) is unavailable, the request timed out, or (type `backlog`) more transfers are queued than the processors clear within the budget; nothing was done, retry after `Retry-After` with the same Idempotency-Key",
     true
 );

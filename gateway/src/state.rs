@@ -38,6 +38,8 @@ pub struct AppState {
     pub audit_writer: std::sync::Mutex<Option<crate::audit::Writer>>,
     /// The revoked sessions (logout, password change, disabled users).
     pub revocations: shared::revocation::Revocations,
+    /// The transfers queue's backlog, kept current by `backlog::watch`.
+    pub backlog: crate::backlog::Backlog,
     /// Lifetime of a login's refresh tokens.
     pub refresh_ttl: Duration,
 }

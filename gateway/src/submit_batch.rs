@@ -131,6 +131,10 @@ pub async fn submit(
     audit_detail: &mut serde_json::Value,
 ) -> Result<Response, ApiError> {
     let _slot = take_slot(state, caller.id)?;
+    // Admitted once, as a whole: a batch is not cut off halfway by the
+    // budget (the stream's hard limit still is, and a resubmission of the
+    // same file completes it).
+    state.backlog.admit()?;
     let payments = batch_input::read(body, format).await?;
     if mode == BatchMode::Atomic && payments.len() > ATOMIC_MAX {
         return Err(ApiError::field(

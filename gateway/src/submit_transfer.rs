@@ -2,7 +2,7 @@
 //! and its publication.
 //!
 //! The path: known already? (the ledger, then the queue: an idempotent
-//! replay) → account checks from the cache → publish with `Nats-Msg-Id` =
+//! replay) → the backlog within its budget? (else `503`) → account checks from the cache → publish with `Nats-Msg-Id` =
 //! transfer id and "no earlier message on this transfer's subject" → `202`
 //! once JetStream acked. [`command`] builds the message for a batch's
 //! payments too, so a transfer reads the same whichever way it came.
@@ -103,6 +103,8 @@ pub async fn submit(
     if let Some(response) = known(state, id, &fingerprint, false).await? {
         return Ok(response);
     }
+    // New work only while the queue clears within the budget.
+    state.backlog.admit()?;
     check_accounts::transfer(state, caller, &order).await?;
     let command = command(
         id,

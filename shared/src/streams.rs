@@ -35,6 +35,10 @@ pub struct Topology {
     pub relay_consumer: String,
     /// Stream replicas (`NATS_STREAM_REPLICAS`): 1 on one server, 3 on a cluster.
     pub replicas: usize,
+    /// The transfers stream's hard limit in messages
+    /// (`NATS_TRANSFERS_MAX_MSGS`, default [`TRANSFERS_BACKLOG_MAX`]): the
+    /// last line behind the gateway's time budget.
+    pub transfers_max_msgs: i64,
 }
 
 impl Topology {
@@ -51,6 +55,7 @@ impl Topology {
             processor_consumer: "processor".into(),
             relay_consumer: "results-relay".into(),
             replicas: 1,
+            transfers_max_msgs: TRANSFERS_BACKLOG_MAX,
         }
     }
 
@@ -89,6 +94,8 @@ impl Topology {
         }
         let mut topology = Self::new(&prefix);
         topology.replicas = config::parse("NATS_STREAM_REPLICAS", 1)?;
+        topology.transfers_max_msgs =
+            config::parse("NATS_TRANSFERS_MAX_MSGS", TRANSFERS_BACKLOG_MAX)?;
         Ok(topology)
     }
 
@@ -107,7 +114,7 @@ impl Topology {
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::New,
-            max_messages: TRANSFERS_BACKLOG_MAX,
+            max_messages: self.transfers_max_msgs,
             max_bytes: TRANSFERS_BYTES_MAX,
             duplicate_window: DUPLICATE_WINDOW,
             // An atomic batch of up to 1,000 payments fits (NATS' default max_payload).

@@ -97,6 +97,7 @@ impl Stack {
             redis_timeout: Duration::from_millis(250),
             audit_queue_max: 10_000,
             refresh_ttl: gateway::config::REFRESH_TTL_DEFAULT,
+            backlog_budget: gateway::config::BACKLOG_BUDGET_DEFAULT,
         };
         adjust(&mut gateway);
         let processor = processor::Config {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use shared::transfer::{IdempotencyKey, transfer_id};
 
 use super::recorder::{Pending, Recorder, record};
@@ -19,6 +19,10 @@ const PACER_MAX_NAP: Duration = Duration::from_millis(50);
 const INFLIGHT_DRAIN_MAX: Duration = Duration::from_secs(60);
 /// How often it looks whether they are answered.
 const INFLIGHT_POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The longest a closed-loop worker honours a Retry-After (the window
+/// is tens of seconds).
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(2);
 
 /// What sends the transfers.
 pub struct Driver {
@@ -36,11 +40,19 @@ pub struct Driver {
 }
 
 impl Driver {
-    async fn send_one(&self, from: usize, to: usize, t0: Instant, in_window: bool) {
+    /// Sends one transfer; on a shed answer (`503`/`429`), the wait its
+    /// `Retry-After` asks for.
+    async fn send_one(
+        &self,
+        from: usize,
+        to: usize,
+        t0: Instant,
+        in_window: bool,
+    ) -> Option<Duration> {
         let user = &self.users[self.world.owner_of[from]];
         let key = format!("{}-{}", self.tag, self.seq.fetch_add(1, Ordering::Relaxed));
         let Ok(k) = IdempotencyKey::parse(&key) else {
-            return;
+            return None;
         };
         let id = transfer_id(user.id, &k);
         self.pending.insert(id, (t0, in_window));
@@ -72,10 +84,29 @@ impl Driver {
                 if self.rec.in_window() {
                     self.rec.accepted.fetch_add(1, Ordering::Relaxed);
                 }
+                None
             }
             Ok(r) => {
                 self.pending.remove(&id);
                 let status = r.status().as_u16();
+                let retry_after = r
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .map(Duration::from_secs);
+                // Shed by back-pressure or a quota: how fast, and whether
+                // the client is told when to come back.
+                if (status == 503 || status == 429) && self.rec.in_window() {
+                    self.rec.shed.fetch_add(1, Ordering::Relaxed);
+                    if !r.headers().contains_key(RETRY_AFTER) {
+                        self.rec
+                            .shed_without_retry_after
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if (status == 503 || status == 429) && in_window {
+                    record(&self.rec.shed_ms, t0.elapsed());
+                }
                 let text = r.text().await.unwrap_or_default();
                 let slug = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
@@ -86,6 +117,7 @@ impl Driver {
                     })
                     .unwrap_or_default();
                 self.rec.error(format!("HTTP {status} {slug}"));
+                retry_after.filter(|_| status == 503 || status == 429)
             }
             Err(e) => {
                 self.pending.remove(&id);
@@ -97,12 +129,15 @@ impl Driver {
                     "transport"
                 };
                 self.rec.error(format!("HTTP {kind} error"));
+                None
             }
         }
     }
 
     /// `concurrency` requests in flight, each sent as soon as the previous
-    /// one was answered.
+    /// one was answered — or, after a shed answer, once its `Retry-After`
+    /// has passed, as a well-behaved client does (a closed loop that
+    /// retried at once would measure a storm of 503s, not the pipeline).
     pub async fn closed_loop(self: Arc<Self>, concurrency: usize) {
         let mut tasks = Vec::new();
         for c in 0..concurrency {
@@ -111,8 +146,12 @@ impl Driver {
                 let mut rng = seeded_rng(c as u64 * 104_729 + 17);
                 while !me.stop.load(Ordering::Relaxed) {
                     let (from, to) = me.scenario.pick(&mut rng, me.world.accounts.len());
-                    me.send_one(from, to, Instant::now(), me.rec.in_window())
-                        .await;
+                    if let Some(wait) = me
+                        .send_one(from, to, Instant::now(), me.rec.in_window())
+                        .await
+                    {
+                        tokio::time::sleep(wait.min(RETRY_AFTER_MAX)).await;
+                    }
                 }
             }));
         }
@@ -157,7 +196,8 @@ impl Driver {
                 d.inflight.fetch_add(1, Ordering::Relaxed);
                 let in_window = d.rec.in_window();
                 handle.spawn(async move {
-                    d.send_one(from, to, intended, in_window).await;
+                    // The open loop ignores Retry-After: that is the overload.
+                    let _ = d.send_one(from, to, intended, in_window).await;
                     d.inflight.fetch_sub(1, Ordering::Relaxed);
                 });
             }

@@ -97,6 +97,11 @@ pub struct Recorder {
     pub committed_ws: AtomicU64,
     pub rejected_ws: AtomicU64,
     pub dropped: AtomicU64,
+    /// `503`/`429` answers (shed), and those without `Retry-After`.
+    pub shed: AtomicU64,
+    pub shed_without_retry_after: AtomicU64,
+    /// Intended send → the shed answer.
+    pub shed_ms: Mutex<Histogram<u64>>,
     pub errors: Mutex<BTreeMap<String, u64>>,
     pub http: Mutex<Histogram<u64>>,
     pub lag: Mutex<Histogram<u64>>,
@@ -116,6 +121,9 @@ impl Recorder {
             committed_ws: AtomicU64::new(0),
             rejected_ws: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            shed_without_retry_after: AtomicU64::new(0),
+            shed_ms: new_hist(),
             errors: Mutex::new(BTreeMap::new()),
             http: new_hist(),
             lag: new_hist(),

@@ -14,6 +14,7 @@ use crate::raw::{LookupProbe, RawResult};
 use crate::services::Deployment;
 use crate::{Args, Settings};
 
+mod overload;
 mod table;
 mod targets;
 
@@ -56,6 +57,15 @@ pub struct RunResult {
     pub committed_ws_per_s: f64,
     pub rejected_in_window: i64,
     pub dropped_sends: u64,
+    /// `503`/`429` answers per second (back-pressure or a quota).
+    pub shed_per_s: f64,
+    /// Shed answers that lacked `Retry-After` (the target wants none).
+    pub shed_without_retry_after: u64,
+    /// Intended send → the shed answer.
+    pub shed_ms: Latency,
+    /// The gateway's `gateway_backlog_seconds`, largest reading in the
+    /// window (`None`: the gateway did not report it).
+    pub backlog_peak_s: Option<f64>,
     pub errors: BTreeMap<String, u64>,
     /// Open loop: intended send time → the request actually leaving the
     /// generator (its own lag on a busy machine; counted in the latencies).
@@ -103,6 +113,8 @@ pub struct Report {
     pub warmup_s: f64,
     pub measure_s: f64,
     pub concurrency: usize,
+    /// The gateway's back-pressure budget in this run.
+    pub backlog_budget_ms: u64,
     pub processor_settings: BTreeMap<String, String>,
     pub seed_seconds: f64,
     pub total_seconds: f64,
@@ -163,6 +175,7 @@ impl Report {
             warmup_s: s.warmup.as_secs_f64(),
             measure_s: s.measure.as_secs_f64(),
             concurrency: args.concurrency,
+            backlog_budget_ms: args.backlog_budget_ms,
             processor_settings,
             seed_seconds: 0.0,
             total_seconds: 0.0,
@@ -203,6 +216,7 @@ pub(crate) fn short(c: &str) -> &str {
 pub fn run_name(r: &RunResult) -> String {
     match r.mode {
         "closed" => format!("closed {}", r.scenario),
+        "overload" => format!("overload {:.0}%", r.load_pct.unwrap_or(0.0)),
         _ => format!("open {} {:.0}%", r.scenario, r.load_pct.unwrap_or(0.0)),
     }
 }

@@ -24,6 +24,10 @@ impl Report {
         if !open.is_empty() {
             open_loop(&mut o, &open);
         }
+        let overload: Vec<&RunResult> = self.runs.iter().filter(|r| r.mode == "overload").collect();
+        if !overload.is_empty() {
+            self.overload(&mut o, &overload);
+        }
         if !self.runs.is_empty() {
             self.stages(&mut o);
             self.cpu(&mut o);
@@ -121,7 +125,7 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  {:<9} {:>8} {:>11} {:>12} {:>12} {:>12} {:>8} {:>16} {:>18} {:>7}",
+            "  {:<9} {:>8} {:>11} {:>12} {:>12} {:>12} {:>8} {:>16} {:>18} {:>7} {:>9} {:>8}",
             "scenario",
             "inflight",
             "accepted/s",
@@ -131,7 +135,9 @@ impl Report {
             "vs raw",
             "HTTP p50/p99 ms",
             "e2e p50/p99 ms",
-            "errors"
+            "errors",
+            "shed/s",
+            "backlog"
         );
         for r in closed {
             let raw = self
@@ -140,7 +146,7 @@ impl Report {
                 .filter(|x| *x > 0.0);
             let _ = writeln!(
                 o,
-                "  {:<9} {:>8} {:>11.0} {:>12.0} {:>12.0} {:>12.0} {:>8} {:>16} {:>18} {:>7}",
+                "  {:<9} {:>8} {:>11.0} {:>12.0} {:>12.0} {:>12.0} {:>8} {:>16} {:>18} {:>7} {:>9.0} {:>8}",
                 r.scenario,
                 r.concurrency.unwrap_or(0),
                 r.accepted_per_s,
@@ -151,7 +157,11 @@ impl Report {
                     .unwrap_or_else(|| "-".into()),
                 format!("{:.1} / {:.1}", r.http_ms.p50, r.http_ms.p99),
                 format!("{:.1} / {:.1}", r.e2e_ms.p50, r.e2e_ms.p99),
-                r.errors.values().sum::<u64>()
+                r.errors.values().sum::<u64>(),
+                r.shed_per_s,
+                r.backlog_peak_s
+                    .map(|b| format!("{b:.2} s"))
+                    .unwrap_or_else(|| "-".into())
             );
         }
     }
@@ -300,10 +310,10 @@ impl Report {
     fn targets(&self, o: &mut String) {
         let _ = writeln!(
             o,
-            "\nTARGETS (issue 9, this 2-core machine, all services co-located)"
+            "\nTARGETS (issues 9 and 19, this 2-core machine, all services co-located)"
         );
         for t in &self.targets {
-            let _ = writeln!(o, "  {:<55} {:>28}   {}", t.target, t.figure, t.status);
+            let _ = writeln!(o, "  {:<62} {:>36}   {}", t.target, t.figure, t.status);
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use shared::auth::Role;
 use utoipa::ToSchema;
 
+use crate::backlog::BacklogView;
 use crate::error::ApiError;
 use crate::extract::{Caller, PathId};
 use crate::page::{self, PAGE_DEFAULT, PAGE_MAX, Page};
@@ -96,6 +97,9 @@ pub struct Stats {
     /// published → received (queue wait), received → committed (apply),
     /// and accepted → committed.
     latency_ms: Latency,
+    /// The transfers queue right now (not over the window): what waits,
+    /// how fast it clears, and whether new transfers are being refused.
+    backlog: BacklogView,
 }
 
 #[utoipa::path(
@@ -142,6 +146,7 @@ pub async fn stats(
             apply: percentiles(row.apply_ms),
             end_to_end: percentiles(row.end_to_end_ms),
         },
+        backlog: state.backlog.view(),
     }))
 }
 
