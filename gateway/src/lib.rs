@@ -11,6 +11,7 @@
 //! requests; `http` holds the cross-cutting layers (security headers,
 //! CORS, body limits, metrics).
 
+mod account_access;
 mod accounts_cache;
 mod audit;
 mod batch_input;
@@ -32,6 +33,7 @@ mod redis_link;
 mod responses;
 pub mod routes;
 mod state;
+mod statement_body;
 mod submit_batch;
 mod submit_transfer;
 mod timeline;
@@ -174,7 +176,7 @@ where
 /// Every operation of the API. The router is built from this table, and the
 /// OpenAPI document is tested against it, so neither can drift.
 fn api_routes() -> Vec<ApiRoute> {
-    use routes::{accounts, auth, batches, ops, system, transfers};
+    use routes::{accounts, auth, batches, ops, statements, system, transfers};
     let mut upload = post("/v1/batches", batches::submit);
     // Uploads stream up to 32 MiB; every other body is bounded by the
     // global limit (see `http::layers`).
@@ -190,6 +192,8 @@ fn api_routes() -> Vec<ApiRoute> {
         get("/v1/accounts", accounts::list),
         get("/v1/accounts/{id}", accounts::get),
         get("/v1/accounts/{id}/entries", accounts::entries),
+        get("/v1/accounts/{id}/balance", statements::balance),
+        get("/v1/accounts/{id}/statement", statements::statement),
         post("/v1/transfers", transfers::create),
         get("/v1/transfers", transfers::list),
         get("/v1/transfers/{id}", transfers::get),

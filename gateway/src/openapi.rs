@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::guard::UNMETERED;
 use crate::responses;
-use crate::routes::{accounts, auth, batches, ops, system, transfers};
+use crate::routes::{accounts, auth, batches, ops, statements, system, transfers};
 
 /// Adds the bearer scheme and the responses any request may get.
 struct Common;
@@ -85,6 +85,8 @@ impl Modify for Common {
         accounts::list,
         accounts::get,
         accounts::entries,
+        statements::balance,
+        statements::statement,
         transfers::create,
         transfers::list,
         transfers::get,

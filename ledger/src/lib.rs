@@ -13,6 +13,7 @@ mod error;
 pub mod invariants;
 pub mod ops;
 pub mod refresh;
+pub mod statements;
 pub mod transfers;
 pub mod users;
 

@@ -16,6 +16,7 @@ pub mod money;
 pub mod problem;
 pub mod service;
 pub mod shutdown;
+pub mod statement;
 pub mod streams;
 pub mod telemetry;
 pub mod transfer;
