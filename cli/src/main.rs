@@ -2,7 +2,7 @@
 //!
 //! Layout: `cli` (arguments), `api` (HTTP client, retries, problems),
 //! `auth` (token cache), `validate` (local batch file check), `batch` and
-//! `transfer` and `session` (the commands), `watch` (waiting), `output`
+//! `transfer` and `session` and `statement` (the commands), `watch` (waiting), `output`
 //! (text, JSON, progress bars), `error` (failures and exit codes).
 
 mod api;
@@ -12,6 +12,7 @@ mod cli;
 mod error;
 mod output;
 mod session;
+mod statement;
 mod transfer;
 mod validate;
 mod watch;
@@ -92,5 +93,6 @@ async fn run(cli: Cli, out: Out) -> Result<Outcome, Failure> {
             batch::payments(&ctx, &id, status.map(|s| s.as_str())).await
         }
         Command::Batch(BatchCommand::Example(_)) => Ok(Outcome::Ok),
+        Command::Statement(args) => statement::show(&ctx, &args).await,
     }
 }
