@@ -10,12 +10,13 @@
 // double click: exactly one transfer must result), watch it become committed
 // and the balance drop WITHOUT reloading, check client and server validation,
 // send one that is rejected (insufficient funds) and read the reason in words,
-// save a screenshot of the dashboard, sign out. Then as `ops`: alice's transfer
+// save a screenshot of the dashboard, view this month's statement and
+// download it as CSV, sign out. Then as `ops`: alice's transfer
 // in the live flow (with its total) and its timeline; as `batch`: a file with
 // a bad line is not sendable, and (if the server has the batch API) a 3-line
 // file is sent, followed to 3 committed, and re-sending it makes no new batch.
 
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -258,6 +259,34 @@ async function main() {
     await eurCard.getByRole("link", { name: /History/ }).click();
     await page.getByRole("heading", { name: "Account history" }).waitFor();
     await page.getByRole("row").filter({ hasText: transferId.slice(0, 8) }).first().waitFor();
+
+    begin("statement: view this month's and download it as CSV");
+    const statement = page.getByRole("region", { name: "Statement" });
+    await statement.getByRole("button", { name: "View statement" }).click();
+    await statement.locator(`[data-testid="statement-row"][data-transfer-id="${transferId}"]`).first().waitFor();
+    const opening = await statement.getByTestId("statement-opening").getAttribute("data-value");
+    const closing = await statement.getByTestId("statement-closing").getAttribute("data-value");
+    const rowsShown = await statement.getByTestId("statement-row").count();
+    log(`statement: opening ${opening}, closing ${closing}, ${rowsShown} entries`);
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      statement.getByRole("button", { name: "Download CSV" }).click(),
+    ]);
+    const fileName = download.suggestedFilename();
+    check(
+      new RegExp(`^statement-${ALICE_EUR}-\\d{4}-\\d{2}-\\d{2}-\\d{4}-\\d{2}-\\d{2}\\.csv$`).test(fileName),
+      `statement file named ${fileName}`,
+    );
+    const csv = readFileSync(await download.path(), "utf8").trimEnd().split(/\r?\n/);
+    check(
+      csv[0] === "entry_id,transfer_id,created_at,amount,running_balance,counterparty_account,reference",
+      `CSV header is ${csv[0]}`,
+    );
+    check(csv.some((l) => l.includes(transferId)), "the transfer is not in the CSV");
+    check(csv.length - 1 >= rowsShown, `CSV has ${csv.length - 1} rows, the page showed ${rowsShown}`);
+    await statement.getByTestId("statement-notice").filter({ hasText: fileName }).waitFor();
+    log(`downloaded ${fileName}: ${csv.length - 1} entries`);
+    await page.screenshot({ path: join(SHOTS, "statement.png"), fullPage: true });
     await page.getByRole("link", { name: /Back to dashboard/ }).click();
     await eurBalance.waitFor();
 
