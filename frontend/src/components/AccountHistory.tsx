@@ -122,6 +122,7 @@ export function AccountHistory({
               <button type="button" onClick={() => void loadFirst()}>Try again</button>
             </div>
           )}
+          <h2>Entries</h2>
           {entries === null && !error && <p className="muted" role="status">Loading entries…</p>}
           {entries !== null && entries.length === 0 && <p className="empty">No entries yet.</p>}
           {entries !== null && entries.length > 0 && (
