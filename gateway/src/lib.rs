@@ -35,6 +35,8 @@ pub mod routes;
 mod state;
 mod statement_body;
 mod submit_batch;
+mod submit_hold;
+mod submit_reversal;
 mod submit_transfer;
 mod timeline;
 mod tokens;
@@ -176,7 +178,7 @@ where
 /// Every operation of the API. The router is built from this table, and the
 /// OpenAPI document is tested against it, so neither can drift.
 fn api_routes() -> Vec<ApiRoute> {
-    use routes::{accounts, auth, batches, ops, statements, system, transfers};
+    use routes::{accounts, auth, batches, holds, ops, reversals, statements, system, transfers};
     let mut upload = post("/v1/batches", batches::submit);
     // Uploads stream up to 32 MiB; every other body is bounded by the
     // global limit (see `http::layers`).
@@ -197,6 +199,12 @@ fn api_routes() -> Vec<ApiRoute> {
         post("/v1/transfers", transfers::create),
         get("/v1/transfers", transfers::list),
         get("/v1/transfers/{id}", transfers::get),
+        post("/v1/transfers/{id}/reversals", reversals::create),
+        post("/v1/holds", holds::create),
+        get("/v1/holds", holds::list),
+        get("/v1/holds/{id}", holds::get),
+        post("/v1/holds/{id}/capture", holds::capture),
+        post("/v1/holds/{id}/void", holds::void),
         upload,
         get("/v1/batches/{id}", batches::get),
         get("/v1/batches/{id}/payments", batches::payments),
