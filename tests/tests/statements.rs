@@ -212,14 +212,16 @@ async fn balances_as_of_and_statements_follow_the_entries() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), text);
 
-    // Ops reads any account; nobody else sees alice's.
-    let ops = stack.login("ops").await;
-    let (status, _) = stack
-        .get(&ops, &statement_path(ALICE_EUR, before, after))
-        .await;
-    assert_eq!(status, 200);
-    let (status, _) = stack.get(&ops, &balance_path(ALICE_EUR, after)).await;
-    assert_eq!(status, 200);
+    // Ops and the reverser read any account; nobody else sees alice's.
+    for reader in ["ops", "rita"] {
+        let token = stack.login(reader).await;
+        let (status, _) = stack
+            .get(&token, &statement_path(ALICE_EUR, before, after))
+            .await;
+        assert_eq!(status, 200, "{reader}");
+        let (status, _) = stack.get(&token, &balance_path(ALICE_EUR, after)).await;
+        assert_eq!(status, 200, "{reader}");
+    }
     for path in [
         statement_path(ALICE_EUR, before, after),
         balance_path(ALICE_EUR, after),
