@@ -1,15 +1,17 @@
 //! `bankctl`: the bank's command-line client. See `bankctl --help`.
 //!
 //! Layout: `cli` (arguments), `api` (HTTP client, retries, problems),
-//! `auth` (token cache), `validate` (local batch file check), `batch` and
-//! `transfer` and `session` and `statement` (the commands), `watch` (waiting), `output`
-//! (text, JSON, progress bars), `error` (failures and exit codes).
+//! `auth` (token cache), `validate` (local batch file check), `batch`,
+//! `transfer`, `session`, `statement` and `hold` (the commands), `watch`
+//! (waiting), `output` (text, JSON, progress bars), `error` (failures and
+//! exit codes).
 
 mod api;
 mod auth;
 mod batch;
 mod cli;
 mod error;
+mod hold;
 mod output;
 mod session;
 mod statement;
@@ -94,5 +96,7 @@ async fn run(cli: Cli, out: Out) -> Result<Outcome, Failure> {
         }
         Command::Batch(BatchCommand::Example(_)) => Ok(Outcome::Ok),
         Command::Statement(args) => statement::show(&ctx, &args).await,
+        Command::Hold(command) => hold::run(&ctx, command).await,
+        Command::Reverse(args) => hold::reverse(&ctx, args).await,
     }
 }
