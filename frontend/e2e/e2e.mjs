@@ -380,6 +380,10 @@ async function main() {
     check(/\d( ms| s)$/.test(totalText), `total shown as "${totalText}"`);
     check((await flowRow.getByTestId("status-chip").textContent()).trim() === "Committed", "flow chip is not Committed");
     log(`flow row: total ${totalMs} ms (shown "${totalText}")`);
+    // rita's reversal and alice's capture are marked in the flow.
+    await page.locator('[data-testid="flow-kind"][data-kind="reversal"]').first().waitFor({ timeout: LIVE_TIMEOUT });
+    await page.locator('[data-testid="flow-kind"][data-kind="capture"]').first().waitFor({ timeout: LIVE_TIMEOUT });
+    log("flow: the reversal and the capture are marked");
     await page.getByTestId("ops-stats").getByTestId("stats-rate").waitFor();
     log(`stats: ${(await page.getByTestId("stats-rate").textContent()).trim()} over the last 60 s`);
 
