@@ -60,6 +60,10 @@ pub use state::{AppState, SharedState};
 /// Concurrent argon2id checks: each holds 12 MiB, so this bounds the
 /// gateway's memory under a login storm (logins then queue, ~30 ms each).
 const LOGIN_CONCURRENCY: usize = 2;
+/// Statements streamed at once: each holds a pooled database connection
+/// for as long as its client takes to read it, so a few slow downloads
+/// must not take the pool from every other request (more get a 429).
+const STATEMENTS_CONCURRENT_MAX: usize = 4;
 /// Longest a shutdown waits for queued audit records to be written.
 const AUDIT_FLUSH_WAIT: Duration = Duration::from_secs(10);
 /// First wait before asking JetStream again for the streams: it is usually
@@ -125,6 +129,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         audit: auditor,
         audit_writer: std::sync::Mutex::new(Some(audit_writer)),
         refresh_ttl: config.refresh_ttl,
+        statement_slots: Arc::new(tokio::sync::Semaphore::new(STATEMENTS_CONCURRENT_MAX)),
     });
     // Warm the account cache in the background; requests do not wait for it.
     let warming = state.clone();

@@ -38,6 +38,9 @@ pub struct AppState {
     pub audit_writer: std::sync::Mutex<Option<crate::audit::Writer>>,
     /// Lifetime of a login's refresh tokens.
     pub refresh_ttl: Duration,
+    /// Statements being streamed: each holds a database connection until its
+    /// client has read it, so they are bounded (`STATEMENTS_CONCURRENT_MAX`).
+    pub statement_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub type SharedState = Arc<AppState>;

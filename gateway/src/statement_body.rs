@@ -14,7 +14,7 @@ use ledger::accounts::AccountRow;
 use ledger::statements::{Statement, StatementRow, Summary};
 use shared::messages::format_money;
 use shared::statement::{self as view, StatementEntryView, StatementView};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::error::ApiError;
 
@@ -159,22 +159,25 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// The body: `head`, the rows as they come, then `tail`.
+/// The body: `head`, the rows as they come, then `tail`. `slot` is held
+/// until the body is dropped (read to the end, or the client went away).
 fn stream(
     head: String,
     rows: mpsc::Receiver<Result<StatementRow, ledger::LedgerError>>,
     encoder: Encoder,
     tail: &'static str,
+    slot: OwnedSemaphorePermit,
 ) -> Body {
-    // (rows, encoder, head not yet sent, finished)
-    let state = (rows, encoder, Some(head), false);
-    let chunks =
-        futures::stream::unfold(state, move |(mut rows, mut enc, head, done)| async move {
+    // (rows, encoder, head not yet sent, finished); the permit rides along.
+    let state = (rows, (encoder, slot), Some(head), false);
+    let chunks = futures::stream::unfold(
+        state,
+        move |(mut rows, (mut enc, slot), head, done)| async move {
             if done {
                 return None;
             }
             if let Some(head) = head {
-                return Some((Ok(Bytes::from(head)), (rows, enc, None, false)));
+                return Some((Ok(Bytes::from(head)), (rows, (enc, slot), None, false)));
             }
             let mut out = String::new();
             let mut next = rows.recv().await;
@@ -185,11 +188,11 @@ fn stream(
                     Some(Err(e)) => {
                         tracing::error!(error = %e, "statement cut off");
                         let cut = std::io::Error::other("statement read failed");
-                        return Some((Err(cut), (rows, enc, None, true)));
+                        return Some((Err(cut), (rows, (enc, slot), None, true)));
                     }
                     None => {
                         out.push_str(tail);
-                        return Some((Ok(Bytes::from(out)), (rows, enc, None, true)));
+                        return Some((Ok(Bytes::from(out)), (rows, (enc, slot), None, true)));
                     }
                 }
                 written += 1;
@@ -202,8 +205,9 @@ fn stream(
                     Err(mpsc::error::TryRecvError::Disconnected) => next = None,
                 }
             }
-            Some((Ok(Bytes::from(out)), (rows, enc, None, false)))
-        });
+            Some((Ok(Bytes::from(out)), (rows, (enc, slot), None, false)))
+        },
+    );
     Body::from_stream(chunks)
 }
 
@@ -219,6 +223,7 @@ pub fn response(
     to: DateTime<Utc>,
     format: Format,
     statement: Statement,
+    slot: OwnedSemaphorePermit,
 ) -> Response {
     let [opening, closing, debits, credits] = figures(&statement.summary, &account.currency);
     let encoder = Encoder {
@@ -245,7 +250,7 @@ pub fn response(
             let Some(head) = head.strip_suffix("]}") else {
                 return ApiError::Internal("statement head has no entries".into()).into_response();
             };
-            let body = stream(head.to_owned(), statement.rows, encoder, "]}");
+            let body = stream(head.to_owned(), statement.rows, encoder, "]}", slot);
             let mut response = (StatusCode::OK, body).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -255,7 +260,7 @@ pub fn response(
         }
         Format::Csv => {
             let head = format!("{}\r\n", view::CSV_HEADER);
-            let body = stream(head, statement.rows, encoder, "");
+            let body = stream(head, statement.rows, encoder, "", slot);
             let mut response = (StatusCode::OK, body).into_response();
             let headers = response.headers_mut();
             headers.insert(

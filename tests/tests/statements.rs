@@ -311,3 +311,61 @@ async fn bad_parameters_are_a_400_naming_the_parameter() {
     );
     stack.stop().await;
 }
+
+/// A statement holds a database connection while its client reads it, so
+/// only a few stream at once: one more is a 429 until a reader is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_a_few_statements_stream_at_once() {
+    let stack = Stack::start().await;
+    let alice = stack.login("alice").await;
+    // Years-old entries, far more than socket buffers hold (~20 MB of CSV).
+    sqlx::query(
+        "INSERT INTO entries (transfer_id, account_id, amount, balance_after, created_at)
+         SELECT gen_random_uuid(), $1::uuid, 1, 0, timestamptz '2020-01-01' + i * interval '1 second'
+           FROM generate_series(1, 150000) i",
+    )
+    .bind(ALICE_EUR)
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+    let url = format!(
+        "{}/v1/accounts/{ALICE_EUR}/statement?from=2020-01-01T00:00:00Z&to=2020-12-31T00:00:00Z&format=csv",
+        stack.api
+    );
+    let open = || stack.http.get(&url).bearer_auth(&alice).send();
+    // Four readers that do not read.
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let r = open().await.unwrap();
+        assert_eq!(r.status(), 200);
+        readers.push(r);
+    }
+    let r = open().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let problem: Value = r.json().await.unwrap();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/too-many-requests"),
+        "{problem}"
+    );
+    assert!(problem["detail"].as_str().unwrap().contains("statements"));
+    // One reader reads to the end: its slot is free again.
+    let first = readers.remove(0);
+    let text = first.text().await.unwrap();
+    assert_eq!(text.lines().count(), 150_001);
+    let r = testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "a free slot",
+        || async {
+            let r = open().await.ok()?;
+            (r.status() == 200).then_some(r)
+        },
+    )
+    .await;
+    drop(r);
+    drop(readers);
+    stack.stop().await;
+}

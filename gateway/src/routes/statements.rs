@@ -114,8 +114,15 @@ pub async fn statement(
     let format = Format::choose(params.format.as_deref(), &headers)?;
     let (from, to) = statement_body::range(params.from.as_deref(), params.to.as_deref())?;
     let account = visible(&state, caller, &id).await?;
+    let slot = state
+        .statement_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::TooMany("too many statements are being read at once; retry shortly".into())
+        })?;
     let statement = ledger::statements::open(&state.pool, account.id, from, to).await?;
     Ok(statement_body::response(
-        &account, from, to, format, statement,
+        &account, from, to, format, statement, slot,
     ))
 }
