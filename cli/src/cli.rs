@@ -58,11 +58,30 @@ pub enum Command {
     /// Submit a batch file, follow it, list its outcomes.
     #[command(subcommand)]
     Batch(BatchCommand),
+    /// An account's statement: opening balance, every entry with the
+    /// running balance, closing balance and totals.
+    Statement(StatementArgs),
     /// Reserve money now, capture or void it later (or let it expire).
     #[command(subcommand)]
     Hold(HoldCommand),
     /// Reverse a committed transfer, fully or partly (role `reverser`).
     Reverse(ReverseArgs),
+}
+
+#[derive(Args)]
+pub struct StatementArgs {
+    #[arg(long)]
+    pub account: Uuid,
+    /// First day (YYYY-MM-DD, from 00:00 UTC) or an RFC 3339 moment.
+    #[arg(long)]
+    pub from: String,
+    /// Last day (YYYY-MM-DD, up to the end of that day UTC) or an RFC 3339
+    /// moment; at most 366 days after --from.
+    #[arg(long)]
+    pub to: String,
+    /// Print the CSV as the server sends it (header line, one line per entry).
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Subcommand)]

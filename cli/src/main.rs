@@ -1,9 +1,10 @@
 //! `bankctl`: the bank's command-line client. See `bankctl --help`.
 //!
 //! Layout: `cli` (arguments), `api` (HTTP client, retries, problems),
-//! `auth` (token cache), `validate` (local batch file check), `batch` and
-//! `transfer` and `session` (the commands), `watch` (waiting), `output`
-//! (text, JSON, progress bars), `error` (failures and exit codes).
+//! `auth` (token cache), `validate` (local batch file check), `batch`,
+//! `transfer`, `session`, `statement` and `hold` (the commands), `watch`
+//! (waiting), `output` (text, JSON, progress bars), `error` (failures and
+//! exit codes).
 
 mod api;
 mod auth;
@@ -13,6 +14,7 @@ mod error;
 mod hold;
 mod output;
 mod session;
+mod statement;
 mod transfer;
 mod validate;
 mod watch;
@@ -93,6 +95,7 @@ async fn run(cli: Cli, out: Out) -> Result<Outcome, Failure> {
             batch::payments(&ctx, &id, status.map(|s| s.as_str())).await
         }
         Command::Batch(BatchCommand::Example(_)) => Ok(Outcome::Ok),
+        Command::Statement(args) => statement::show(&ctx, &args).await,
         Command::Hold(command) => hold::run(&ctx, command).await,
         Command::Reverse(args) => hold::reverse(&ctx, args).await,
     }

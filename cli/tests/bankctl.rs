@@ -429,6 +429,93 @@ async fn a_transfer_is_sent_and_followed_to_its_end() {
     stack.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statement_is_printed_as_a_table_json_and_csv() {
+    let stack = Stack::start().await;
+    let cli = Bankctl::new(&stack.api);
+    cli.login("alice").await;
+    let r = cli
+        .run(&[
+            "transfer",
+            "send",
+            "--from",
+            ALICE_EUR,
+            "--to",
+            BOB_EUR,
+            "--amount",
+            "7.25",
+            "--currency",
+            "EUR",
+            "--reference",
+            "lunch",
+            "--wait",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{r}");
+    // Whole days in UTC: today's transfer is in a statement up to tomorrow.
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (
+        (today - chrono::Days::new(1)).to_string(),
+        (today + chrono::Days::new(1)).to_string(),
+    );
+    let range = [
+        "--account",
+        ALICE_EUR,
+        "--from",
+        from.as_str(),
+        "--to",
+        to.as_str(),
+    ];
+
+    let r = cli
+        .run(&[&["--json", "statement"][..], &range[..]].concat())
+        .await;
+    assert_eq!(r.code, 0, "{r}");
+    let s = r.json();
+    assert_eq!(s["closing_balance"], "9992.75", "{s}");
+    let last = s["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["amount"].as_str(), last["reference"].as_str()),
+        (Some("-7.25"), Some("lunch"))
+    );
+
+    let r = cli.run(&[&["statement"][..], &range[..]].concat()).await;
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("closing balance") && r.stdout.contains("9992.75"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("lunch"), "{r}");
+
+    let r = cli
+        .run(&[&["statement", "--csv"][..], &range[..]].concat())
+        .await;
+    assert_eq!(r.code, 0, "{r}");
+    let mut lines = r.stdout.lines();
+    assert_eq!(lines.next(), Some(shared::statement::CSV_HEADER));
+    assert!(lines.last().unwrap().contains(",-7.25,9992.75,"), "{r}");
+
+    // Someone else's account is unknown; a bad range is refused: exit 2.
+    let bob = Bankctl::new(&stack.api);
+    bob.login("bob").await;
+    let r = bob.run(&[&["statement"][..], &range[..]].concat()).await;
+    assert_eq!(r.code, 2, "{r}");
+    let r = cli
+        .run(&[
+            "statement",
+            "--account",
+            ALICE_EUR,
+            "--from",
+            to.as_str(),
+            "--to",
+            from.as_str(),
+        ])
+        .await;
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("to"), "{r}");
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_gateway_exits_3() {
     // A port nobody listens on.

@@ -10,12 +10,15 @@
 // double click: exactly one transfer must result), watch it become committed
 // and the balance drop WITHOUT reloading, check client and server validation,
 // send one that is rejected (insufficient funds) and read the reason in words,
-// save a screenshot of the dashboard, sign out. Then as `ops`: alice's transfer
+// save a screenshot of the dashboard, view this month's statement and
+// download it as CSV, place a hold and capture part of it (available vs
+// ledger balance), sign out; as `rita` (reverser) reverse part of alice's
+// transfer and follow the links between it and its reversal. Then as `ops`: alice's transfer
 // in the live flow (with its total) and its timeline; as `batch`: a file with
 // a bad line is not sendable, and (if the server has the batch API) a 3-line
 // file is sent, followed to 3 committed, and re-sending it makes no new batch.
 
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -258,14 +261,112 @@ async function main() {
     await eurCard.getByRole("link", { name: /History/ }).click();
     await page.getByRole("heading", { name: "Account history" }).waitFor();
     await page.getByRole("row").filter({ hasText: transferId.slice(0, 8) }).first().waitFor();
+
+    begin("statement: view this month's and download it as CSV");
+    const statement = page.getByRole("region", { name: "Statement" });
+    await statement.getByRole("button", { name: "View statement" }).click();
+    await statement.locator(`[data-testid="statement-row"][data-transfer-id="${transferId}"]`).first().waitFor();
+    const opening = await statement.getByTestId("statement-opening").getAttribute("data-value");
+    const closing = await statement.getByTestId("statement-closing").getAttribute("data-value");
+    const rowsShown = await statement.getByTestId("statement-row").count();
+    log(`statement: opening ${opening}, closing ${closing}, ${rowsShown} entries`);
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      statement.getByRole("button", { name: "Download CSV" }).click(),
+    ]);
+    const fileName = download.suggestedFilename();
+    check(
+      new RegExp(`^statement-${ALICE_EUR}-\\d{4}-\\d{2}-\\d{2}-\\d{4}-\\d{2}-\\d{2}\\.csv$`).test(fileName),
+      `statement file named ${fileName}`,
+    );
+    const csv = readFileSync(await download.path(), "utf8").trimEnd().split(/\r?\n/);
+    check(
+      csv[0] === "entry_id,transfer_id,created_at,amount,running_balance,counterparty_account,reference",
+      `CSV header is ${csv[0]}`,
+    );
+    check(csv.some((l) => l.includes(transferId)), "the transfer is not in the CSV");
+    check(csv.length - 1 >= rowsShown, `CSV has ${csv.length - 1} rows, the page showed ${rowsShown}`);
+    await statement.getByTestId("statement-notice").filter({ hasText: fileName }).waitFor();
+    log(`downloaded ${fileName}: ${csv.length - 1} entries`);
+    await page.screenshot({ path: join(SHOTS, "statement.png"), fullPage: true });
     await page.getByRole("link", { name: /Back to dashboard/ }).click();
     await eurBalance.waitFor();
+
+    begin("holds: place one, see available < balance, capture part of it");
+    const holdsPanel = page.getByRole("region", { name: "Holds" });
+    const holdRef = `e2e hold ${Date.now()}`;
+    const ledgerBefore = await eurBalance.getAttribute("data-value");
+    await holdsPanel.getByLabel("From account").selectOption(ALICE_EUR);
+    await holdsPanel.getByLabel("Payee account (account id)").fill(BOB_EUR);
+    await holdsPanel.getByLabel("Amount").fill("2.00");
+    await holdsPanel.getByLabel("Reference (optional)").fill(holdRef);
+    await holdsPanel.getByLabel("Expires in (seconds)").fill("3600");
+    await holdsPanel.getByRole("button", { name: "Place hold" }).click();
+    const holdRow = holdsPanel.getByTestId("hold-row").filter({ hasText: holdRef });
+    await holdRow.and(page.locator('[data-status="pending"]')).waitFor({ timeout: LIVE_TIMEOUT });
+    const holdId = await holdRow.getAttribute("data-hold-id");
+    const countdownText = (await holdRow.getByTestId("hold-countdown").textContent()).trim();
+    check(/expires in (59 min \d+ s|1 h 00 min)$/.test(countdownText), `countdown shows "${countdownText}"`);
+    const available = eurCard.getByTestId("account-available");
+    await page.waitForFunction(
+      ([sel, v]) => document.querySelector(sel)?.getAttribute("data-value") === v,
+      [`[data-account-id="${ALICE_EUR}"] [data-testid="account-available"]`, fromMinor(toMinor(ledgerBefore) - 200n)],
+      { timeout: LIVE_TIMEOUT },
+    );
+    check(
+      (await eurBalance.getAttribute("data-value")) === ledgerBefore,
+      "the ledger balance moved when the hold was placed",
+    );
+    log(`hold ${holdId}: pending, ${countdownText}; available ${await available.getAttribute("data-value")}, ledger ${ledgerBefore}`);
+    await holdRow.getByTestId("hold-capture-amount").fill("1.50");
+    await holdRow.getByTestId("hold-capture").click();
+    await holdRow.and(page.locator('[data-status="captured"]')).waitFor({ timeout: LIVE_TIMEOUT });
+    check(
+      (await holdRow.getByTestId("hold-captured").textContent()).includes("1.50"),
+      "the captured amount is not shown",
+    );
+    const expectedLedger = fromMinor(toMinor(ledgerBefore) - 150n);
+    await page.waitForFunction(
+      ([sel, v]) => document.querySelector(sel)?.getAttribute("data-value") === v,
+      [`[data-account-id="${ALICE_EUR}"] [data-testid="account-balance"]`, expectedLedger],
+      { timeout: LIVE_TIMEOUT },
+    );
+    await page.waitForFunction(
+      ([sel, v]) => document.querySelector(sel)?.getAttribute("data-value") === v,
+      [`[data-account-id="${ALICE_EUR}"] [data-testid="account-available"]`, expectedLedger],
+      { timeout: LIVE_TIMEOUT },
+    );
+    log(`captured 1.50 of 2.00: ledger ${expectedLedger}, the rest released`);
+    await page.screenshot({ path: join(SHOTS, "holds.png"), fullPage: true });
 
     begin("sign out");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     const stored = await page.evaluate(() => sessionStorage.getItem("transfer.token"));
     check(stored === null, "token still in sessionStorage after sign out");
+
+    begin("reverser: rita reverses part of alice's transfer with a reason");
+    await signIn(page, "rita");
+    const reversal = page.getByRole("region", { name: "Reverse a transfer" });
+    await reversal.getByLabel("Transfer id").fill(transferId);
+    await reversal.getByRole("button", { name: "Look up" }).click();
+    await reversal.locator('[data-testid="reversal-original"][data-status="committed"]').waitFor();
+    await reversal.getByRole("button", { name: "Reverse" }).click();
+    await reversal.getByTestId("reversal-error-reason").filter({ hasText: "required" }).waitFor();
+    await reversal.getByLabel("Amount (empty: all that is left)").fill("0.40");
+    await reversal.getByLabel("Reason (required)").fill("e2e: customer complaint");
+    await reversal.getByRole("button", { name: "Reverse" }).click();
+    const result = reversal.getByTestId("reversal-result");
+    await result.and(page.locator('[data-status="committed"]')).waitFor({ timeout: LIVE_TIMEOUT });
+    const reversalId = await result.getAttribute("data-transfer-id");
+    await reversal.getByTestId("reversal-reversed").filter({ hasText: "0.40" }).waitFor();
+    await page.goto(`${BASE_URL}/#/transfers/${transferId}`);
+    await page.locator(`[data-testid="detail-reversal"][data-reversal-id="${reversalId}"]`).waitFor();
+    await page.goto(`${BASE_URL}/#/transfers/${reversalId}`);
+    await page.getByTestId("detail-reverses").filter({ hasText: "customer complaint" }).waitFor();
+    log(`reversal ${reversalId} of 0.40 committed and linked both ways`);
+    await page.goto(`${BASE_URL}/#/`);
+    await signOut(page);
 
     begin("ops: the live flow lists alice's transfer with its timings");
     await signIn(page, "ops");
@@ -279,6 +380,10 @@ async function main() {
     check(/\d( ms| s)$/.test(totalText), `total shown as "${totalText}"`);
     check((await flowRow.getByTestId("status-chip").textContent()).trim() === "Committed", "flow chip is not Committed");
     log(`flow row: total ${totalMs} ms (shown "${totalText}")`);
+    // rita's reversal and alice's capture are marked in the flow.
+    await page.locator('[data-testid="flow-kind"][data-kind="reversal"]').first().waitFor({ timeout: LIVE_TIMEOUT });
+    await page.locator('[data-testid="flow-kind"][data-kind="capture"]').first().waitFor({ timeout: LIVE_TIMEOUT });
+    log("flow: the reversal and the capture are marked");
     await page.getByTestId("ops-stats").getByTestId("stats-rate").waitFor();
     log(`stats: ${(await page.getByTestId("stats-rate").textContent()).trim()} over the last 60 s`);
 

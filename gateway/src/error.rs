@@ -44,6 +44,12 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("{0}")]
     NotFound(String),
+    /// A query parameter that cannot be used: 400, naming it.
+    #[error("query parameter `{param}` {message}")]
+    BadParameter {
+        param: &'static str,
+        message: String,
+    },
     #[error("{detail}")]
     Unprocessable {
         slug: &'static str,
@@ -131,6 +137,17 @@ impl ApiError {
             Self::InvalidRefreshToken => Problem::unauthorized(detail),
             Self::Forbidden(_) => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", detail),
             Self::NotFound(_) => Problem::new(S::NOT_FOUND, "not-found", "Not found", detail),
+            Self::BadParameter { param, message } => Problem::new(
+                S::BAD_REQUEST,
+                "bad-parameter",
+                "Bad query parameter",
+                detail.clone(),
+            )
+            .with_errors(vec![FieldError {
+                field: (*param).to_owned(),
+                message: message.clone(),
+                line: None,
+            }]),
             Self::Unprocessable {
                 slug,
                 title,

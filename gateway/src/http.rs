@@ -68,6 +68,11 @@ pub fn layers(api: Router, config: &Config) -> Router {
                 header::RETRY_AFTER,
                 HeaderName::from_static("idempotent-replayed"),
                 HeaderName::from_static("x-request-id"),
+                header::CONTENT_DISPOSITION,
+                HeaderName::from_static(shared::statement::HEADER_OPENING),
+                HeaderName::from_static(shared::statement::HEADER_CLOSING),
+                HeaderName::from_static(shared::statement::HEADER_DEBITS),
+                HeaderName::from_static(shared::statement::HEADER_CREDITS),
             ])
     };
     // One `Router::layer` call with the whole stack, outermost first: each

@@ -8,9 +8,11 @@
 //! `timeline`, `login` and `tokens`, `page` (pagination). `publish` talks
 //! to JetStream; `error` maps every failure to RFC 9457 in one place and
 //! `responses` holds the shared responses; `guard` and `rate_limit` meter
-//! requests, `backlog` sheds new work while the queue is too long; `http` holds the cross-cutting layers (security headers,
-//! CORS, body limits, metrics).
+//! requests, `backlog` sheds new work while the queue is too long; `http`
+//! holds the cross-cutting layers (security headers, CORS, body limits,
+//! metrics).
 
+mod account_access;
 mod accounts_cache;
 mod audit;
 mod backlog;
@@ -35,6 +37,7 @@ mod redis_link;
 mod responses;
 pub mod routes;
 mod state;
+mod statement_body;
 mod submit_batch;
 mod submit_hold;
 mod submit_reversal;
@@ -61,6 +64,10 @@ pub use state::{AppState, SharedState};
 /// Concurrent argon2id checks: each holds 12 MiB, so this bounds the
 /// gateway's memory under a login storm (logins then queue, ~30 ms each).
 const LOGIN_CONCURRENCY: usize = 2;
+/// Statements streamed at once: each holds a pooled database connection
+/// for as long as its client takes to read it, so a few slow downloads
+/// must not take the pool from every other request (more get a 429).
+const STATEMENTS_CONCURRENT_MAX: usize = 4;
 /// Longest a shutdown waits for queued audit records to be written.
 const AUDIT_FLUSH_WAIT: Duration = Duration::from_secs(10);
 /// First wait before asking JetStream again for the streams: it is usually
@@ -146,6 +153,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         revocations,
         refresh_ttl: config.refresh_ttl,
         backlog: backlog::Backlog::new(config.backlog_budget),
+        statement_slots: Arc::new(tokio::sync::Semaphore::new(STATEMENTS_CONCURRENT_MAX)),
     });
     // Warm the account cache in the background; requests do not wait for it.
     let warming = state.clone();
@@ -199,7 +207,7 @@ where
 /// Every operation of the API. The router is built from this table, and the
 /// OpenAPI document is tested against it, so neither can drift.
 fn api_routes() -> Vec<ApiRoute> {
-    use routes::{accounts, auth, batches, holds, ops, reversals, system, transfers};
+    use routes::{accounts, auth, batches, holds, ops, reversals, statements, system, transfers};
     let mut upload = post("/v1/batches", batches::submit);
     // Uploads stream up to 32 MiB; every other body is bounded by the
     // global limit (see `http::layers`).
@@ -216,6 +224,8 @@ fn api_routes() -> Vec<ApiRoute> {
         get("/v1/accounts", accounts::list),
         get("/v1/accounts/{id}", accounts::get),
         get("/v1/accounts/{id}/entries", accounts::entries),
+        get("/v1/accounts/{id}/balance", statements::balance),
+        get("/v1/accounts/{id}/statement", statements::statement),
         post("/v1/transfers", transfers::create),
         get("/v1/transfers", transfers::list),
         get("/v1/transfers/{id}", transfers::get),

@@ -18,7 +18,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::guard::UNMETERED;
 use crate::responses;
-use crate::routes::{accounts, auth, batches, holds, ops, reversals, system, transfers};
+use crate::routes::{
+    accounts, auth, batches, holds, ops, reversals, statements, system, transfers,
+};
 
 /// Adds the bearer scheme and the responses any request may get.
 struct Common;
@@ -86,6 +88,8 @@ impl Modify for Common {
         accounts::list,
         accounts::get,
         accounts::entries,
+        statements::balance,
+        statements::statement,
         transfers::create,
         transfers::list,
         transfers::get,

@@ -42,6 +42,9 @@ pub struct AppState {
     pub backlog: crate::backlog::Backlog,
     /// Lifetime of a login's refresh tokens.
     pub refresh_ttl: Duration,
+    /// Statements being streamed: each holds a database connection until its
+    /// client has read it, so they are bounded (`STATEMENTS_CONCURRENT_MAX`).
+    pub statement_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub type SharedState = Arc<AppState>;

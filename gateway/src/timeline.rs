@@ -49,6 +49,14 @@ pub struct Timeline {
     trace_id: Option<String>,
     stages: Vec<Stage>,
     total_ms: Option<f64>,
+    /// A reversal: the transfer it reverses, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reverses: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reversal_reason: Option<String>,
+    /// A hold's capture: the hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_id: Option<Uuid>,
 }
 
 fn ms(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -115,5 +123,8 @@ pub async fn of(state: &SharedState, id: Uuid) -> Result<Timeline, ApiError> {
         trace_id: row.trace_id,
         stages,
         total_ms,
+        reverses: row.reverses,
+        reversal_reason: row.reversal_reason,
+        hold_id: row.hold_id,
     })
 }

@@ -14,6 +14,7 @@ pub mod holds;
 pub mod invariants;
 pub mod ops;
 pub mod refresh;
+pub mod statements;
 pub mod transfers;
 pub mod users;
 

@@ -17,11 +17,17 @@ pub struct StageRow {
     pub published_at: Option<DateTime<Utc>>,
     pub received_at: Option<DateTime<Utc>>,
     pub processed_at: DateTime<Utc>,
+    /// A reversal: the transfer it reverses, and why.
+    pub reverses: Option<Uuid>,
+    pub reversal_reason: Option<String>,
+    /// A hold's capture: the hold.
+    pub hold_id: Option<Uuid>,
 }
 
 pub async fn stages(pool: &PgPool, id: Uuid) -> Result<Option<StageRow>, LedgerError> {
     Ok(sqlx::query_as(
-        "SELECT id, status, reason, trace_id, created_at, published_at, received_at, processed_at
+        "SELECT id, status, reason, trace_id, created_at, published_at, received_at, processed_at,
+                reverses, reversal_reason, hold_id
            FROM transfers WHERE id = $1",
     )
     .bind(id)
@@ -95,6 +101,12 @@ pub struct RecentRow {
     pub apply_ms: Option<f64>,
     /// accepted → committed.
     pub total_ms: f64,
+    /// A reversal: the transfer it reverses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<Uuid>,
+    /// A hold's capture: the hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<Uuid>,
 }
 
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<RecentRow>, LedgerError> {
@@ -104,7 +116,8 @@ pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<RecentRow>, LedgerE
                 (extract(epoch FROM published_at - created_at) * 1000)::float8 AS publish_ms,
                 (extract(epoch FROM received_at - published_at) * 1000)::float8 AS queue_ms,
                 (extract(epoch FROM processed_at - received_at) * 1000)::float8 AS apply_ms,
-                (extract(epoch FROM processed_at - created_at) * 1000)::float8 AS total_ms
+                (extract(epoch FROM processed_at - created_at) * 1000)::float8 AS total_ms,
+                reverses, hold_id
            FROM transfers ORDER BY processed_at DESC LIMIT $1",
     )
     .bind(limit)

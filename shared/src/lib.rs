@@ -19,6 +19,7 @@ pub mod problem;
 pub mod revocation;
 pub mod service;
 pub mod shutdown;
+pub mod statement;
 pub mod streams;
 pub mod telemetry;
 pub mod tls;

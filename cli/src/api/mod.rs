@@ -260,6 +260,30 @@ impl Api {
         Ok(self.call(&|| self.get(&path, &[])).await?.body)
     }
 
+    /// `GET /v1/accounts/{account}/statement` in `format` (`json` or
+    /// `csv`): the body as sent. No overall timeout: a year of entries
+    /// takes as long as it takes to stream.
+    pub async fn statement(
+        &self,
+        account: &str,
+        from: &str,
+        to: &str,
+        format: &str,
+    ) -> Result<bytes::Bytes, Failure> {
+        let path = format!("/v1/accounts/{}/statement", path_segment(account)?);
+        let query = [("from", from), ("to", to), ("format", format)];
+        let build = || {
+            let mut call = self.get(&path, &query)?;
+            call.timeout = None;
+            Ok(call)
+        };
+        let raw = self.send(&build).await?;
+        if raw.status.is_success() {
+            return Ok(raw.body);
+        }
+        decode::<serde::de::IgnoredAny>(raw).map(|_| bytes::Bytes::new())
+    }
+
     /// `POST path` with an Idempotency-Key (holds, reversals): the JSON answer.
     pub async fn post_keyed(
         &self,

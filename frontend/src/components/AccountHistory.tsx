@@ -3,6 +3,7 @@ import { api, ApiError, problemMessage } from "../lib/api";
 import { formatDate, shortId } from "../lib/format";
 import { formatMoney, isNegative } from "../lib/money";
 import type { Account, Entry } from "../lib/types";
+import { StatementPanel } from "./StatementPanel";
 
 const PAGE = 20;
 
@@ -105,14 +106,23 @@ export function AccountHistory({
               <span className="mono small">{account.id}</span>
               <br />
               Balance: <strong data-testid="history-balance">{formatMoney(account.balance, account.currency)}</strong>
+              {account.available != null && (
+                <>
+                  <br />
+                  Available:{" "}
+                  <strong data-testid="history-available">{formatMoney(account.available, account.currency)}</strong>
+                </>
+              )}
             </p>
           )}
+          {account && <StatementPanel accountId={account.id} currency={account.currency} />}
           {error && (
             <div className="error-box" role="alert">
               <p>Could not load the history: {error}</p>
               <button type="button" onClick={() => void loadFirst()}>Try again</button>
             </div>
           )}
+          <h2>Entries</h2>
           {entries === null && !error && <p className="muted" role="status">Loading entries…</p>}
           {entries !== null && entries.length === 0 && <p className="empty">No entries yet.</p>}
           {entries !== null && entries.length > 0 && (

@@ -1,6 +1,8 @@
 import { formatMoney } from "../lib/money";
 import type { LiveData } from "../lib/useLiveData";
 
+const isZero = (amount: string) => /^-?0*(\.0*)?$/.test(amount);
+
 export function AccountsPanel({ live }: { live: LiveData }) {
   const { accounts, accountsError } = live;
   return (
@@ -28,7 +30,21 @@ export function AccountsPanel({ live }: { live: LiveData }) {
                   {formatMoney(a.balance, a.currency)}
                 </span>
               </p>
-              {a.overdraft_limit && !/^0*(\.0*)?$/.test(a.overdraft_limit) && (
+              {a.available != null && (
+                // With holds, what can be spent differs from the ledger balance.
+                <p className="small available">
+                  Available{" "}
+                  <strong data-testid="account-available" data-value={a.available}>
+                    {formatMoney(a.available, a.currency)}
+                  </strong>
+                  {a.held && !isZero(a.held) && (
+                    <span className="muted" data-testid="account-held" data-value={a.held}>
+                      {" "}· {formatMoney(a.held, a.currency)} on hold
+                    </span>
+                  )}
+                </p>
+              )}
+              {a.overdraft_limit && !isZero(a.overdraft_limit) && (
                 <p className="muted small">Overdraft up to {formatMoney(a.overdraft_limit, a.currency)}</p>
               )}
               <a href={`#/accounts/${a.id}`} className="link">

@@ -125,6 +125,7 @@ export function OpsFlow() {
                     </td>
                     <td className="num">{formatMoney(t.amount, t.currency)}</td>
                     <td>
+                      <FlowKind t={t} />
                       <StatusChip status={t.status} />
                       {t.status === "rejected" && (
                         <>
@@ -222,6 +223,23 @@ function StatsPanel({ poll }: { poll: PollState<OpsStats> }) {
   );
 }
 
+/** A reversal or a hold's capture, marked in the flow (plain transfers: nothing). */
+function FlowKind({ t }: { t: OpsTransfer }) {
+  if (t.reverses)
+    return (
+      <span className="chip chip-other" data-testid="flow-kind" data-kind="reversal" title={`reverses ${t.reverses}`}>
+        reversal
+      </span>
+    );
+  if (t.hold_id)
+    return (
+      <span className="chip chip-other" data-testid="flow-kind" data-kind="capture" title={`captures hold ${t.hold_id}`}>
+        capture
+      </span>
+    );
+  return null;
+}
+
 function TimelinePanel({ id, onClose }: { id: string; onClose: () => void }) {
   const openedAt = useRef(Date.now());
   useEffect(() => {
@@ -258,6 +276,17 @@ function TimelinePanel({ id, onClose }: { id: string; onClose: () => void }) {
         </button>
       </div>
       <p className="mono small">{id}</p>
+      {t?.reverses && (
+        <p data-testid="timeline-reverses">
+          Reversal of <span className="mono" title={t.reverses}>{shortId(t.reverses)}</span>
+          {t.reversal_reason && <> — {t.reversal_reason}</>}
+        </p>
+      )}
+      {t?.hold_id && (
+        <p data-testid="timeline-hold">
+          Capture of hold <span className="mono" title={t.hold_id}>{shortId(t.hold_id)}</span>
+        </p>
+      )}
       {poll.error != null && !t && (
         <p className="error" role="alert">
           {poll.error instanceof ApiError && poll.error.status === 404

@@ -8,6 +8,10 @@ import { TransfersPanel } from "./TransfersPanel";
 import { AccountHistory } from "./AccountHistory";
 import { BatchPanel } from "./RolePanels";
 import { OpsFlow } from "./OpsFlow";
+import { TransferDetail } from "./TransferDetail";
+import { HoldsPanel } from "./HoldsPanel";
+import { ReversalPanel } from "./ReversalPanel";
+import { OpsHolds } from "./OpsHolds";
 
 function useHashRoute(): string {
   const [hash, setHash] = useState(() => window.location.hash);
@@ -23,6 +27,7 @@ export function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
   const live = useLiveData();
   const hash = useHashRoute();
   const historyMatch = /^#\/accounts\/([0-9a-fA-F-]{36})$/.exec(hash);
+  const transferMatch = /^#\/transfers\/([0-9a-fA-F-]{36})$/.exec(hash);
   const role = me.role;
 
   return (
@@ -57,7 +62,9 @@ export function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
         </div>
       )}
       <main id="main" tabIndex={-1}>
-        {historyMatch ? (
+        {transferMatch ? (
+          <TransferDetail id={transferMatch[1].toLowerCase()} resyncCount={live.resyncCount} />
+        ) : historyMatch ? (
           <AccountHistory
             accountId={historyMatch[1].toLowerCase()}
             accounts={live.accounts}
@@ -73,7 +80,13 @@ export function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
               </p>
             </section>
             <OpsFlow />
+            <OpsHolds live={live} />
             <TransfersPanel live={live} title="Recent transfers" />
+          </>
+        ) : role === "reverser" ? (
+          <>
+            <ReversalPanel />
+            <TransfersPanel live={live} title="Transfers" />
           </>
         ) : role === "batch" ? (
           <>
@@ -85,6 +98,7 @@ export function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
           <div className="dashboard">
             <AccountsPanel live={live} />
             <TransferForm live={live} />
+            <HoldsPanel live={live} />
             <TransfersPanel live={live} title="Transfers" />
           </div>
         )}

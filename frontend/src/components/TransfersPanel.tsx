@@ -59,8 +59,39 @@ export function TransfersPanel({ live, title }: { live: LiveData; title: string 
                     <span className="mono" title={counterparty}>{shortId(counterparty)}</span>
                   </span>
                   <time dateTime={t.created_at}>{formatDate(t.created_at)}</time>
+                  <a href={`#/transfers/${t.id}`} className="link small" data-testid="transfer-details">
+                    Details<span className="sr-only"> of transfer {t.id}</span>
+                  </a>
                 </div>
                 {t.reference && <p className="reference">“{t.reference}”</p>}
+                {t.reverses && (
+                  <p className="small reversal-link" data-testid="reversal-of" data-original-id={t.reverses}>
+                    Reversal of{" "}
+                    <a href={`#/transfers/${t.reverses}`} className="mono link" title={t.reverses}>
+                      {shortId(t.reverses)}
+                    </a>
+                    {t.reversal_reason && <span className="muted"> — {t.reversal_reason}</span>}
+                  </p>
+                )}
+                {t.reversals && t.reversals.length > 0 && (
+                  <p className="small" data-testid="reversed-by">
+                    Reversed{t.reversed_amount ? ` ${formatMoney(t.reversed_amount, t.currency)}` : ""} by{" "}
+                    {t.reversals.map((r, i) => (
+                      <span key={r.id}>
+                        {i > 0 && ", "}
+                        <a href={`#/transfers/${r.id}`} className="mono link" title={r.id}>
+                          {shortId(r.id)}
+                        </a>{" "}
+                        ({formatMoney(r.amount, t.currency)}, {r.status})
+                      </span>
+                    ))}
+                  </p>
+                )}
+                {t.hold_id && (
+                  <p className="small muted" data-testid="capture-of" title={t.hold_id}>
+                    Capture of hold {shortId(t.hold_id)}
+                  </p>
+                )}
                 <div className="transfer-status">
                   <StatusChip status={t.status} />
                   {t.status === "rejected" && <ReasonText reason={t.reason} />}

@@ -1,8 +1,11 @@
 import { clearToken, saveTokens, type TokenPair } from "./auth";
 import { ApiError, errorOf, parseRetryAfter, send } from "./http";
 import { accessToken, renewAfter401 } from "./session";
+import { filenameFrom, type StatementRange } from "./statement";
+import type { Hold, HoldBody } from "./holds";
 import type {
   Account,
+  BalanceAsOf,
   Batch,
   BatchAccepted,
   BatchMode,
@@ -12,6 +15,7 @@ import type {
   OpsStats,
   OpsTransfer,
   Page,
+  Statement,
   Timeline,
   Transfer,
   TransferBody,
@@ -47,8 +51,13 @@ export async function request<T>(
   path: string,
   init: RequestInit & { auth?: boolean } = {},
 ): Promise<RawResult<T>> {
+  return finish<T>(await respond(path, init));
+}
+
+/** The answer to one call, whatever its body (see `request`). */
+async function respond(path: string, init: RequestInit & { auth?: boolean }): Promise<Response> {
   const { auth = true, ...rest } = init;
-  if (!auth) return finish<T>(await send(path, rest, null));
+  if (!auth) return send(path, rest, null);
   const token = await accessToken();
   let res = await send(path, rest, token);
   if (res.status === 401) {
@@ -59,7 +68,7 @@ export async function request<T>(
     // A token just issued and refused all the same: nothing more to try.
     if (res.status === 401) clearToken();
   }
-  return finish<T>(res);
+  return res;
 }
 
 async function finish<T>(res: Response): Promise<RawResult<T>> {
@@ -69,6 +78,16 @@ async function finish<T>(res: Response): Promise<RawResult<T>> {
 }
 
 const get = async <T>(path: string, auth = true) => (await request<T>(path, { auth })).body;
+
+/** A JSON POST with an Idempotency-Key; the body and whether it was a replay. */
+async function post<T>(path: string, body: unknown, idempotencyKey: string): Promise<{ body: T; replayed: boolean }> {
+  const res = await request<T>(path, {
+    method: "POST",
+    headers: { "Idempotency-Key": idempotencyKey },
+    body: JSON.stringify(body),
+  });
+  return { body: res.body, replayed: res.headers.get("Idempotent-Replayed") === "true" };
+}
 
 function query(params: Record<string, string | number | null | undefined>): string {
   const q = new URLSearchParams();
@@ -92,6 +111,16 @@ export const api = {
   account: (id: string) => get<Account>(`/v1/accounts/${encodeURIComponent(id)}`),
   entries: (id: string, cursor?: string | null, limit = 20) =>
     get<Page<Entry>>(`/v1/accounts/${encodeURIComponent(id)}/entries${query({ limit, cursor })}`),
+  balanceAsOf: (id: string, asOf: string) =>
+    get<BalanceAsOf>(`/v1/accounts/${encodeURIComponent(id)}/balance${query({ as_of: asOf })}`),
+  statement: (id: string, range: StatementRange) =>
+    get<Statement>(`/v1/accounts/${encodeURIComponent(id)}/statement${query({ ...range, format: "json" })}`),
+  /** The statement as the server's CSV file, with the name it gives it. */
+  async statementCsv(id: string, range: StatementRange, fallbackName: string): Promise<{ blob: Blob; filename: string }> {
+    const res = await respond(`/v1/accounts/${encodeURIComponent(id)}/statement${query({ ...range, format: "csv" })}`, {});
+    if (!res.ok) throw await errorOf(res);
+    return { blob: await res.blob(), filename: filenameFrom(res.headers.get("Content-Disposition"), fallbackName) };
+  },
   transfers: (cursor?: string | null, limit = 20) =>
     get<Page<Transfer>>(`/v1/transfers${query({ limit, cursor })}`),
   transfer: (id: string) => get<Transfer>(`/v1/transfers/${encodeURIComponent(id)}`),
@@ -103,6 +132,17 @@ export const api = {
     });
     return { transfer: res.body, replayed: res.headers.get("Idempotent-Replayed") === "true" };
   },
+
+  // holds (two-phase) and reversals
+  holds: (account: string, status?: string | null, limit = 50) =>
+    get<{ items: Hold[] }>(`/v1/holds${query({ account, status, limit })}`),
+  createHold: (body: HoldBody, idempotencyKey: string) => post<Hold>("/v1/holds", body, idempotencyKey),
+  captureHold: (id: string, amount: string | null, idempotencyKey: string) =>
+    post<Hold>(`/v1/holds/${encodeURIComponent(id)}/capture`, amount ? { amount } : {}, idempotencyKey),
+  voidHold: (id: string, idempotencyKey: string) =>
+    post<Hold>(`/v1/holds/${encodeURIComponent(id)}/void`, {}, idempotencyKey),
+  reverseTransfer: (id: string, body: { amount?: string; reason: string }, idempotencyKey: string) =>
+    post<Transfer>(`/v1/transfers/${encodeURIComponent(id)}/reversals`, body, idempotencyKey),
 
   // ops role
   opsTransfers: (limit = 50) => get<OpsTransfer[]>(`/v1/ops/transfers${query({ limit })}`),

@@ -105,6 +105,16 @@ describe("LiveConnection", () => {
     expect(t.conn.lastId).toBe("1.2");
   });
 
+  it("dispatches hold.updated events with their hold", () => {
+    const t = setup();
+    t.conn.start();
+    t.sockets[0].open();
+    t.sockets[0].send({ id: "1.3", type: "hold.updated", hold: { id: "h1", status: "pending" } });
+    t.sockets[0].send({ id: "1.4", type: "hold.updated" }); // no hold: ignored
+    expect(t.events).toEqual([{ type: "hold.updated", id: "1.3", hold: { id: "h1", status: "pending" } }]);
+    expect(t.conn.lastId).toBe("1.4");
+  });
+
   it("reconnects with growing backoff and resumes with since = last event id", () => {
     const t = setup();
     t.conn.start();

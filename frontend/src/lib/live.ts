@@ -1,13 +1,15 @@
 // The live event stream from the notifier: connects, remembers the last event
 // id, reconnects with exponential backoff and jitter, and resumes with `since`.
 
+import type { Hold } from "./holds";
 import type { Account, Transfer } from "./types";
 
 export type LiveStatus = "connecting" | "connected" | "reconnecting" | "offline";
 
 export type LiveEvent =
   | { type: "transfer.updated"; id?: string; transfer: Transfer }
-  | { type: "account.updated"; id?: string; account: Account };
+  | { type: "account.updated"; id?: string; account: Account }
+  | { type: "hold.updated"; id?: string; hold: Hold };
 
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_MAX_MS = 15_000;
@@ -242,6 +244,10 @@ export class LiveConnection {
       case "account.updated":
         if (msg.account && typeof msg.account === "object")
           this.o.onEvent({ type: "account.updated", id: msg.id as string, account: msg.account as Account });
+        break;
+      case "hold.updated":
+        if (msg.hold && typeof msg.hold === "object")
+          this.o.onEvent({ type: "hold.updated", id: msg.id as string, hold: msg.hold as Hold });
         break;
       default:
         break; // unknown types are ignored (forward compatible)

@@ -27,5 +27,12 @@ describe("reasonWords", () => {
     expect(statusWords("pending")).toBe("Pending");
     expect(statusWords("rejected")).toBe("Rejected");
     expect(statusWords("weird")).toBe("weird");
+    expect(statusWords("voided")).toBe("Voided");
+  });
+
+  it("has words for the hold and reversal codes", () => {
+    for (const c of ["hold_not_pending", "capture_exceeds_hold", "reversal_exceeds_original", "original_not_committed"]) {
+      expect(reasonWords(c)).not.toMatch(/_/);
+    }
   });
 });

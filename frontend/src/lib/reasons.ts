@@ -9,6 +9,11 @@ export const REASON_WORDS: Readonly<Record<string, string>> = Object.freeze({
   invalid_amount: "The amount is not valid for this currency.",
   idempotency_key_reused: "This submission key was already used for a different transfer.",
   processing_failed: "The transfer could not be processed. No money was moved; please try again.",
+  // Holds and reversals.
+  hold_not_pending: "The hold is no longer pending: it was already captured, voided or expired.",
+  capture_exceeds_hold: "The capture is more than the amount held.",
+  reversal_exceeds_original: "The reversals would add up to more than the original transfer.",
+  original_not_committed: "Only a committed transfer can be reversed.",
 });
 
 export function reasonWords(code: string | null | undefined): string {
@@ -24,6 +29,10 @@ export const STATUS_WORDS: Readonly<Record<string, string>> = Object.freeze({
   pending: "Pending",
   committed: "Committed",
   rejected: "Rejected",
+  requested: "Requested",
+  captured: "Captured",
+  voided: "Voided",
+  expired: "Expired",
 });
 
 export function statusWords(status: string): string {

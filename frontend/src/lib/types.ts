@@ -1,4 +1,4 @@
-export type Role = "customer" | "batch" | "ops";
+export type Role = "customer" | "batch" | "ops" | "reverser";
 
 export interface Me {
   id: string;
@@ -9,7 +9,12 @@ export interface Me {
 export interface Account {
   id: string;
   currency: string;
+  /** The ledger balance: every committed entry. */
   balance: string;
+  /** balance - active holds (servers with holds only). */
+  available?: string;
+  /** The active holds' sum (servers with holds only). */
+  held?: string;
   overdraft_limit: string;
   created_at: string;
   version: number;
@@ -38,6 +43,51 @@ export interface Transfer {
   reference?: string | null;
   created_at: string;
   committed_at?: string | null;
+  /** A reversal: the transfer it reverses. */
+  reverses?: string | null;
+  reversal_reason?: string | null;
+  /** An original: its reversals (in `GET /v1/transfers/{id}`). */
+  reversals?: ReversalRef[] | null;
+  reversed_amount?: string | null;
+  /** A hold's capture: the hold it captured. */
+  hold_id?: string | null;
+}
+
+export interface ReversalRef {
+  id: string;
+  amount: string;
+  status: string;
+  created_at: string;
+}
+
+export interface BalanceAsOf {
+  account_id: string;
+  currency: string;
+  as_of: string;
+  balance: string;
+}
+
+export interface StatementEntry {
+  entry_id: number;
+  transfer_id: string;
+  created_at: string;
+  amount: string;
+  running_balance: string;
+  counterparty_account?: string | null;
+  reference?: string | null;
+}
+
+export interface Statement {
+  account_id: string;
+  currency: string;
+  from: string;
+  to: string;
+  opening_balance: string;
+  closing_balance: string;
+  total_debits: string;
+  total_credits: string;
+  entry_count: number;
+  entries: StatementEntry[];
 }
 
 export interface Page<T> {
@@ -78,6 +128,10 @@ export interface OpsTransfer {
   queue_ms: number | null;
   apply_ms: number | null;
   total_ms: number;
+  /** A reversal: the original it reverses (servers with reversals). */
+  reverses?: string | null;
+  /** A hold's capture: the hold (servers with holds). */
+  hold_id?: string | null;
 }
 
 export interface Percentiles {
@@ -110,6 +164,9 @@ export interface Timeline {
   trace_id: string | null;
   stages: TimelineStage[];
   total_ms: number | null;
+  reverses?: string | null;
+  reversal_reason?: string | null;
+  hold_id?: string | null;
 }
 
 // ---- batch role (/v1/batches) ----

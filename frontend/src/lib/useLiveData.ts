@@ -3,6 +3,7 @@ import { api, ApiError, problemMessage, resolveWsUrl } from "./api";
 import { loadToken, onTokenChange } from "./auth";
 import { LiveConnection, type LiveStatus } from "./live";
 import { applyAccount, mergeAccounts, mergeTransfers, upsertTransfer } from "./store";
+import { upsertHold, type Hold } from "./holds";
 import type { Account, Transfer } from "./types";
 
 const PAGE = 20;
@@ -23,6 +24,9 @@ export interface LiveData {
   refreshTransfers: () => Promise<void>;
   loadMoreTransfers: () => Promise<void>;
   addTransfer: (t: Transfer) => void;
+  /** Holds as the live stream last described them (`hold.updated`), newest first. */
+  liveHolds: Hold[];
+  addHold: (h: Hold) => void;
 }
 
 export function useLiveData(): LiveData {
@@ -35,6 +39,7 @@ export function useLiveData(): LiveData {
   const [status, setStatus] = useState<LiveStatus>("connecting");
   const [online, setOnline] = useState(() => (typeof navigator === "undefined" ? true : navigator.onLine));
   const [resyncCount, setResyncCount] = useState(0);
+  const [liveHolds, setLiveHolds] = useState<Hold[]>([]);
   const firstPageLoaded = useRef(false);
 
   const refreshAccounts = useCallback(async () => {
@@ -80,6 +85,10 @@ export function useLiveData(): LiveData {
     setTransfers((cur) => upsertTransfer(cur ?? [], t));
   }, []);
 
+  const addHold = useCallback((h: Hold) => {
+    setLiveHolds((cur) => upsertHold(cur, h));
+  }, []);
+
   // Initial load (the page shows data even when the live stream is down).
   useEffect(() => {
     void refreshAccounts();
@@ -104,7 +113,12 @@ export function useLiveData(): LiveData {
         onResync: resync,
         onEvent: (e) => {
           if (e.type === "account.updated") setAccounts((cur) => applyAccount(cur ?? [], e.account));
-          else setTransfers((cur) => upsertTransfer(cur ?? [], e.transfer));
+          else if (e.type === "transfer.updated") setTransfers((cur) => upsertTransfer(cur ?? [], e.transfer));
+          else if (e.type === "hold.updated") {
+            setLiveHolds((cur) => upsertHold(cur, e.hold));
+            // A hold changes what is available, which the accounts show.
+            void refreshAccounts();
+          }
         },
         // Repeated failures before the socket opens: maybe the token was
         // refused. /v1/me answers 401 then, which refreshes it (the next
@@ -171,5 +185,7 @@ export function useLiveData(): LiveData {
     refreshTransfers,
     loadMoreTransfers,
     addTransfer,
+    liveHolds,
+    addHold,
   };
 }

@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use shared::messages::{AccountView, EntryView};
-use uuid::Uuid;
 
+use crate::account_access::visible;
 use crate::error::ApiError;
 use crate::extract::{Caller, PathId};
 use crate::page::{self, Page, PageParams};
@@ -30,21 +30,6 @@ pub async fn list(
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     let rows = ledger::accounts::list_for_owner(&state.pool, caller.id).await?;
     Ok(Json(rows.iter().map(|a| a.view()).collect()))
-}
-
-/// The account if the caller may see it; otherwise the same 404 as for an
-/// unknown id (no probing for other people's account ids).
-async fn visible(
-    state: &SharedState,
-    caller: Caller,
-    id: &str,
-) -> Result<ledger::accounts::AccountRow, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no account {id:?} visible to you"));
-    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-    match ledger::accounts::get(&state.pool, id).await? {
-        Some(a) if caller.may_read(a.owner_id) => Ok(a),
-        _ => Err(not_found()),
-    }
 }
 
 #[utoipa::path(

@@ -4,5 +4,6 @@ pub mod batches;
 pub mod holds;
 pub mod ops;
 pub mod reversals;
+pub mod statements;
 pub mod system;
 pub mod transfers;
