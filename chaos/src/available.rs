@@ -55,3 +55,24 @@ pub fn available_violation(a: &Value) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::available_violation;
+    use serde_json::json;
+
+    fn account(balance: &str, held: &str, available: &str, limit: &str) -> serde_json::Value {
+        json!({"id": "a", "balance": balance, "held": held, "available": available,
+               "overdraft_limit": limit})
+    }
+
+    #[test]
+    fn available_is_balance_minus_held_within_the_limit() {
+        assert!(available_violation(&account("10.00", "4.00", "6.00", "0.00")).is_none());
+        assert!(available_violation(&account("1.00", "3.00", "-2.00", "5.00")).is_none());
+        // Wrong arithmetic, beyond the limit, missing fields: each reported.
+        assert!(available_violation(&account("10.00", "4.00", "7.00", "0.00")).is_some());
+        assert!(available_violation(&account("1.00", "3.00", "-2.00", "1.00")).is_some());
+        assert!(available_violation(&json!({"id": "a", "balance": "1.00"})).is_some());
+    }
+}

@@ -106,13 +106,22 @@ pub(super) struct Found {
     late_max: f64,
 }
 
-/// Appends the hold rows; returns the capture transfers' ids (explained).
+/// What the other checks need from the holds.
+pub struct Checked {
+    /// The capture transfers (made by the bank, not sent by a client).
+    pub captures: HashSet<Uuid>,
+    /// Each final hold, its owner, and when it became final: the owner
+    /// must have been told.
+    pub finals: Vec<(Uuid, usize, DateTime<Utc>)>,
+}
+
+/// Appends the hold rows.
 pub async fn check(
     bank: &Bank,
     load: &Load,
     drain_secs: f64,
     rows: &mut Vec<Row>,
-) -> anyhow::Result<HashSet<Uuid>> {
+) -> anyhow::Result<Checked> {
     let ids = accepted_ids(load);
     let mut views: HashMap<Uuid, Value> = HashMap::new();
     for (id, user) in &ids {
@@ -124,6 +133,7 @@ pub async fn check(
     let moved = moved(bank, &all).await?;
     let mut f = Found::default();
     let mut captures = HashSet::new();
+    let mut finals = Vec::new();
     {
         let holds = load.holds.lock().unwrap_or_else(|e| e.into_inner());
         for h in holds.iter() {
@@ -141,6 +151,11 @@ pub async fn check(
                 .and_then(|s| s.parse().ok())
             {
                 captures.insert(c);
+            }
+            if let Some(at) = time(v, "finished_at").or_else(|| time(v, "created_at"))
+                && v["status"] != "pending"
+            {
+                finals.push((id, h.user, at));
             }
             one_hold(h, id, v, moved.get(&id), &mut f);
         }
@@ -233,7 +248,7 @@ pub async fn check(
         &f.requests,
         "as expected".into(),
     );
-    Ok(captures)
+    Ok(Checked { captures, finals })
 }
 
 /// The request itself: refused when it had to be, accepted otherwise.

@@ -105,12 +105,18 @@ pub async fn check(
     // Captures and reversals are transfers nobody sent as such.
     let mut explained = std::collections::HashSet::new();
     let mut reversed = Vec::new();
+    let mut finals = Vec::new();
     if let Some(secs) = holds_drained {
-        explained.extend(holds::check(bank, load, secs, &mut rows).await?);
+        let h = holds::check(bank, load, secs, &mut rows).await?;
+        explained.extend(h.captures);
+        finals = h.finals;
         reversed = reversals::check(bank, load, &mut rows).await?;
         explained.extend(reversed.iter().map(|r| r.id));
     }
     requests::against_requests(load, &stored, &explained, &mut rows)?;
     notify::check(load, seen, &stored, &reversed, notify_wait, &mut rows).await;
+    if holds_drained.is_some() {
+        notify::holds(load, seen, &finals, notify_wait, &mut rows).await;
+    }
     Ok(rows)
 }

@@ -113,3 +113,48 @@ fn missing_notifications(
     }
     missing
 }
+
+/// Each hold's owner saw it final (`hold.updated`) or resynced after it,
+/// waiting up to `notify_wait` for late events.
+pub async fn holds(
+    load: &Load,
+    seen: &Seen,
+    finals: &[(Uuid, usize, DateTime<Utc>)],
+    notify_wait: Duration,
+    rows: &mut Vec<Row>,
+) {
+    let deadline = Instant::now() + notify_wait;
+    let mut missing = missing_holds(seen, finals);
+    while !missing.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(POLL_INTERVAL).await;
+        missing = missing_holds(seen, finals);
+    }
+    let missing: Vec<String> = missing
+        .iter()
+        .map(|(id, u)| {
+            format!(
+                "hold {id} final state not pushed to {}",
+                load.users[*u].name
+            )
+        })
+        .collect();
+    row(
+        rows,
+        "notifications: each hold's owner saw its final state",
+        &missing,
+        format!("{} final holds pushed (or resynced)", finals.len()),
+    );
+}
+
+fn missing_holds(seen: &Seen, finals: &[(Uuid, usize, DateTime<Utc>)]) -> Vec<(Uuid, usize)> {
+    let seen_map = seen.holds_final.lock().unwrap_or_else(|e| e.into_inner());
+    let resyncs = seen.resyncs.lock().unwrap_or_else(|e| e.into_inner());
+    finals
+        .iter()
+        .filter(|(id, u, at)| {
+            !seen_map.get(u).is_some_and(|s| s.contains(id))
+                && resyncs.get(u).is_none_or(|t| t <= at)
+        })
+        .map(|(id, u, _)| (*id, *u))
+        .collect()
+}
