@@ -14,11 +14,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// A demo user: name, password, role.
-pub const DEMO_USERS: [(&str, &str, &str); 4] = [
+pub const DEMO_USERS: [(&str, &str, &str); 5] = [
     ("alice", "alice-dev-password", "customer"),
     ("bob", "bob-dev-password", "customer"),
     ("batch", "batch-dev-password", "batch"),
     ("ops", "ops-dev-password", "ops"),
+    ("rita", "rita-dev-password", "reverser"),
 ];
 
 /// Demo accounts with fixed, recognisable ids: owner, id, currency, funding.
@@ -109,7 +110,7 @@ pub async fn create_user(
 ) -> anyhow::Result<Uuid> {
     let result = async {
         if shared::auth::Role::parse(role).is_none() {
-            anyhow::bail!("role must be customer, batch or ops, not {role:?}");
+            anyhow::bail!("role must be customer, batch, ops or reverser, not {role:?}");
         }
         let hash = hash(password.to_owned()).await?;
         Ok(ledger::users::ensure(pool, name, &hash, role).await?)

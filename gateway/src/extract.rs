@@ -28,12 +28,30 @@ impl Caller {
             Role::Ops => Err(ApiError::Forbidden(
                 "the ops role reads and never moves money",
             )),
+            Role::Reverser => Err(ApiError::Forbidden(
+                "the reverser role reverses transfers and sends none",
+            )),
         }
+    }
+
+    /// Only the reverser role may reverse a transfer.
+    pub fn require_reverser(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Reverser => Ok(()),
+            _ => Err(ApiError::Forbidden(
+                "only the reverser role may reverse transfers",
+            )),
+        }
+    }
+
+    /// Whether the caller reads everyone's data (ops, reversers).
+    pub fn reads_all(&self) -> bool {
+        matches!(self.role, Role::Ops | Role::Reverser)
     }
 
     /// Whether the caller may read data owned by `owner`.
     pub fn may_read(&self, owner: Uuid) -> bool {
-        self.role == Role::Ops || self.id == owner
+        self.reads_all() || self.id == owner
     }
 }
 

@@ -33,6 +33,8 @@ mod responses;
 pub mod routes;
 mod state;
 mod submit_batch;
+mod submit_hold;
+mod submit_reversal;
 mod submit_transfer;
 mod timeline;
 mod tokens;
@@ -174,7 +176,7 @@ where
 /// Every operation of the API. The router is built from this table, and the
 /// OpenAPI document is tested against it, so neither can drift.
 fn api_routes() -> Vec<ApiRoute> {
-    use routes::{accounts, auth, batches, ops, system, transfers};
+    use routes::{accounts, auth, batches, holds, ops, reversals, system, transfers};
     let mut upload = post("/v1/batches", batches::submit);
     // Uploads stream up to 32 MiB; every other body is bounded by the
     // global limit (see `http::layers`).
@@ -193,6 +195,12 @@ fn api_routes() -> Vec<ApiRoute> {
         post("/v1/transfers", transfers::create),
         get("/v1/transfers", transfers::list),
         get("/v1/transfers/{id}", transfers::get),
+        post("/v1/transfers/{id}/reversals", reversals::create),
+        post("/v1/holds", holds::create),
+        get("/v1/holds", holds::list),
+        get("/v1/holds/{id}", holds::get),
+        post("/v1/holds/{id}/capture", holds::capture),
+        post("/v1/holds/{id}/void", holds::void),
         upload,
         get("/v1/batches/{id}", batches::get),
         get("/v1/batches/{id}/payments", batches::payments),

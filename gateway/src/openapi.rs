@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::guard::UNMETERED;
 use crate::responses;
-use crate::routes::{accounts, auth, batches, ops, system, transfers};
+use crate::routes::{accounts, auth, batches, holds, ops, reversals, system, transfers};
 
 /// Adds the bearer scheme and the responses any request may get.
 struct Common;
@@ -88,6 +88,12 @@ impl Modify for Common {
         transfers::create,
         transfers::list,
         transfers::get,
+        reversals::create,
+        holds::create,
+        holds::list,
+        holds::get,
+        holds::capture,
+        holds::void,
         batches::submit,
         batches::get,
         batches::payments,
@@ -120,7 +126,8 @@ impl Modify for Common {
     tags(
         (name = "auth", description = "Logging in, refreshing and revoking tokens"),
         (name = "accounts", description = "The caller's accounts and their entries"),
-        (name = "transfers", description = "Moving money, idempotently"),
+        (name = "transfers", description = "Moving money, idempotently; reversals (role `reverser`)"),
+        (name = "holds", description = "Reserving money, then capturing, voiding or letting it expire"),
         (name = "batches", description = "Many payments in one upload"),
         (name = "ops", description = "Operators' views (role `ops`)"),
         (name = "system", description = "Probes, metrics, configuration and this document"),

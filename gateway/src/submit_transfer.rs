@@ -52,6 +52,11 @@ pub fn command(
         reference: order.reference.as_ref().map(|r| r.as_str().to_owned()),
         accepted_at,
         batch,
+        op: shared::hold::Op::Transfer,
+        hold_id: None,
+        expires_at: None,
+        reverses: None,
+        reversal_reason: None,
     }
 }
 

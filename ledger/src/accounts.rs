@@ -16,6 +16,8 @@ pub struct AccountRow {
     pub currency: String,
     pub balance: Decimal,
     pub overdraft_limit: Decimal,
+    /// The sum of the pending holds on the account.
+    pub held: Decimal,
     pub version: i64,
     pub kind: String,
     pub created_at: DateTime<Utc>,
@@ -28,6 +30,8 @@ impl AccountRow {
             currency: self.currency.clone(),
             balance: format_money(self.balance, &self.currency),
             overdraft_limit: format_money(self.overdraft_limit, &self.currency),
+            available: format_money(self.balance - self.held, &self.currency),
+            held: format_money(self.held, &self.currency),
             created_at: self.created_at,
             version: self.version,
         }
@@ -35,7 +39,7 @@ impl AccountRow {
 }
 
 const ACCOUNT_COLUMNS: &str =
-    "id, owner_id, currency, balance, overdraft_limit, version, kind, created_at";
+    "id, owner_id, currency, balance, overdraft_limit, held, version, kind, created_at";
 
 pub async fn list_for_owner(pool: &PgPool, owner: Uuid) -> Result<Vec<AccountRow>, LedgerError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -97,17 +97,17 @@ pub fn funding_request(
     amount: Decimal,
     key: &IdempotencyKey,
 ) -> TransferRequest {
-    TransferRequest {
-        id: transfer_id(system, key),
-        owner: system,
-        idempotency_key: key.as_str().to_owned(),
-        from_account: funding,
-        to_account: account,
+    TransferRequest::transfer(
+        transfer_id(system, key),
+        system,
+        key.as_str().to_owned(),
+        funding,
+        account,
         amount,
-        currency: currency.code().to_owned(),
-        reference: Some("funding".into()),
-        accepted_at: Utc::now(),
-    }
+        currency.code().to_owned(),
+        Some("funding".into()),
+        Utc::now(),
+    )
 }
 
 /// Funds `account` with `amount`; running it again with the same `key`

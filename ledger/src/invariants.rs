@@ -21,6 +21,16 @@ pub struct Report {
     pub orphan_entries: i64,
     /// Entries whose running balance does not match `balance_after`.
     pub bad_running_balances: i64,
+    /// Accounts whose `held` is not the sum of their pending holds.
+    pub held_not_sum_of_pending: Vec<Uuid>,
+    /// Captured holds whose capture is missing, more than held, not one
+    /// committed transfer of the captured amount, or captured twice.
+    pub bad_captures: Vec<Uuid>,
+    /// Voided, expired or rejected holds that moved money.
+    pub released_holds_with_money: Vec<Uuid>,
+    /// Transfers whose committed reversals add up to more than they moved
+    /// (or that reverse a reversal or an uncommitted transfer).
+    pub over_reversed: Vec<Uuid>,
     pub transfers: i64,
     pub committed: i64,
     pub entries: i64,
@@ -63,6 +73,22 @@ impl Report {
                 self.orphan_entries
             ));
         }
+        for (what, list) in [
+            (
+                "held != sum of pending holds",
+                &self.held_not_sum_of_pending,
+            ),
+            ("holds with a wrong capture", &self.bad_captures),
+            (
+                "released holds that moved money",
+                &self.released_holds_with_money,
+            ),
+            ("reversed beyond the original", &self.over_reversed),
+        ] {
+            if !list.is_empty() {
+                v.push(format!("{what}: {}", ids(list)));
+            }
+        }
         if self.bad_running_balances > 0 {
             v.push(format!(
                 "{} entries with a wrong balance_after",
@@ -83,10 +109,12 @@ pub async fn check(pool: &PgPool) -> Result<Report, LedgerError> {
     )
     .fetch_all(pool)
     .await?;
-    let below_overdraft =
-        sqlx::query_scalar("SELECT id FROM accounts WHERE balance < -overdraft_limit")
-            .fetch_all(pool)
-            .await?;
+    // Available (balance - held, held >= 0) never below the overdraft.
+    let below_overdraft = sqlx::query_scalar(
+        "SELECT id FROM accounts WHERE balance - held < -overdraft_limit OR held < 0",
+    )
+    .fetch_all(pool)
+    .await?;
     let balance_not_sum_of_entries = sqlx::query_scalar(
         "SELECT a.id FROM accounts a
            LEFT JOIN (SELECT account_id, sum(amount) AS s FROM entries GROUP BY account_id) e
@@ -125,6 +153,45 @@ pub async fn check(pool: &PgPool) -> Result<Report, LedgerError> {
     )
     .fetch_one(pool)
     .await?;
+    let held_not_sum_of_pending = sqlx::query_scalar(
+        "SELECT a.id FROM accounts a
+           LEFT JOIN (SELECT from_account, sum(amount) AS s FROM holds
+                       WHERE status = 'pending' GROUP BY from_account) h
+                  ON h.from_account = a.id
+          WHERE a.held <> coalesce(h.s, 0)",
+    )
+    .fetch_all(pool)
+    .await?;
+    let bad_captures = sqlx::query_scalar(
+        "SELECT h.id FROM holds h
+           LEFT JOIN (SELECT hold_id, count(*) AS n, min(amount) AS amount,
+                             bool_and(status = 'committed') AS ok, min(id::text) AS id
+                        FROM transfers WHERE hold_id IS NOT NULL GROUP BY hold_id) t
+                  ON t.hold_id = h.id
+          WHERE (h.status = 'captured' AND (t.n IS DISTINCT FROM 1 OR NOT t.ok
+                   OR t.amount <> h.captured_amount OR h.captured_amount > h.amount
+                   OR t.id <> h.capture_transfer_id::text))
+             OR (h.status = 'pending' AND t.n IS NOT NULL)",
+    )
+    .fetch_all(pool)
+    .await?;
+    let released_holds_with_money = sqlx::query_scalar(
+        "SELECT h.id FROM holds h
+          WHERE h.status IN ('voided', 'expired', 'rejected')
+            AND EXISTS (SELECT 1 FROM transfers t
+                         WHERE t.hold_id = h.id AND t.status = 'committed')",
+    )
+    .fetch_all(pool)
+    .await?;
+    let over_reversed = sqlx::query_scalar(
+        "SELECT o.id FROM transfers o
+           JOIN (SELECT reverses, sum(amount) AS s FROM transfers
+                  WHERE reverses IS NOT NULL AND status = 'committed' GROUP BY reverses) r
+             ON r.reverses = o.id
+          WHERE r.s > o.amount OR o.status <> 'committed' OR o.reverses IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
     let (transfers, committed): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE status = 'committed') FROM transfers",
     )
@@ -140,6 +207,10 @@ pub async fn check(pool: &PgPool) -> Result<Report, LedgerError> {
         bad_transfer_entries,
         orphan_entries,
         bad_running_balances,
+        held_not_sum_of_pending,
+        bad_captures,
+        released_holds_with_money,
+        over_reversed,
         transfers,
         committed,
         entries,

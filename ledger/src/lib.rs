@@ -10,6 +10,7 @@ pub mod apply;
 pub mod audit;
 pub mod batches;
 mod error;
+pub mod holds;
 pub mod invariants;
 pub mod ops;
 pub mod refresh;

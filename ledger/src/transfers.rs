@@ -11,7 +11,8 @@ use uuid::Uuid;
 use crate::LedgerError;
 
 pub(crate) const TRANSFER_COLUMNS: &str = "id, owner_id, fingerprint, from_account, to_account, \
-     amount, currency, reference, status, reason, created_at, processed_at";
+     amount, currency, reference, status, reason, created_at, processed_at, hold_id, reverses, \
+     reversal_reason";
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TransferRow {
@@ -27,6 +28,11 @@ pub struct TransferRow {
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub processed_at: DateTime<Utc>,
+    /// For a capture: its hold.
+    pub hold_id: Option<Uuid>,
+    /// For a reversal: the original.
+    pub reverses: Option<Uuid>,
+    pub reversal_reason: Option<String>,
 }
 
 impl TransferRow {
@@ -48,6 +54,11 @@ impl TransferRow {
             created_at: self.created_at,
             committed_at: (status == TransferStatus::Committed).then_some(self.processed_at),
             processed_at: Some(self.processed_at),
+            reverses: self.reverses,
+            reversal_reason: self.reversal_reason.clone(),
+            hold_id: self.hold_id,
+            reversals: None,
+            reversed_amount: None,
         }
     }
 }
@@ -134,6 +145,12 @@ pub async fn list_for_user(
            WHERE to_account IN (SELECT id FROM accounts WHERE owner_id = $1)
              AND (created_at, id) < ($2, $3)
            ORDER BY created_at DESC, id DESC LIMIT $4)
+         UNION
+         (SELECT {TRANSFER_COLUMNS} FROM transfers
+           WHERE reverses IS NOT NULL
+             AND from_account IN (SELECT id FROM accounts WHERE owner_id = $1)
+             AND (created_at, id) < ($2, $3)
+           ORDER BY created_at DESC, id DESC LIMIT $4)
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -143,6 +160,16 @@ pub async fn list_for_user(
         .bind(limit)
         .fetch_all(pool)
         .await?)
+}
+
+/// The reversals of `original`, oldest first.
+pub async fn reversals_of(pool: &PgPool, original: Uuid) -> Result<Vec<TransferRow>, LedgerError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE reverses = $1 ORDER BY created_at, id"
+    )))
+    .bind(original)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Upper bound for the first page: the year 9999.

@@ -45,17 +45,17 @@ async fn customer(db: &TestDb, name: &str, n: usize, funds: &str) -> (Uuid, Vec<
 }
 
 fn request(owner: Uuid, from: Uuid, to: Uuid, amount: &str) -> TransferRequest {
-    TransferRequest {
-        id: Uuid::new_v4(),
+    TransferRequest::transfer(
+        Uuid::new_v4(),
         owner,
-        idempotency_key: Uuid::new_v4().to_string(),
-        from_account: from,
-        to_account: to,
-        amount: dec(amount),
-        currency: "EUR".into(),
-        reference: Some("test".into()),
-        accepted_at: Utc::now(),
-    }
+        Uuid::new_v4().to_string(),
+        from,
+        to,
+        dec(amount),
+        "EUR".into(),
+        Some("test".into()),
+        Utc::now(),
+    )
 }
 
 async fn balance(db: &TestDb, id: Uuid) -> Decimal {

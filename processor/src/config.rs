@@ -25,6 +25,9 @@ pub struct Config {
     pub linger: Duration,
     /// Events kept per user in Redis for WebSocket replay.
     pub replay_buffer: usize,
+    /// How often the processor looks for pending holds past their expiry
+    /// (an expired hold is released at most this much late).
+    pub hold_expiry_interval: Duration,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             batch_max,
             linger: config::millis("PROCESSOR_LINGER_MS", 1)?,
             replay_buffer: config::parse("REPLAY_BUFFER", 1000)?,
+            hold_expiry_interval: config::millis("PROCESSOR_HOLD_EXPIRY_INTERVAL_MS", 5000)?,
         })
     }
 }

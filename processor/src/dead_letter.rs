@@ -6,6 +6,7 @@
 use async_nats::jetstream::Message;
 use ledger::LedgerError;
 use ledger::apply::TransferRequest;
+use shared::hold::Op;
 use shared::shutdown::Shutdown;
 
 use crate::ctx::Ctx;
@@ -60,7 +61,17 @@ pub async fn handle(
 /// senders. The results are published whatever it takes: the senders'
 /// final answer must not be lost.
 pub async fn give_up(ctx: &Ctx, requests: &[TransferRequest]) -> Result<(), LedgerError> {
-    let rows = ledger::apply::record_failures(&ctx.pool, requests).await?;
+    // Hold commands have no transfer row to end in; the operators find
+    // them in the dead letters (a hold's own row, if any, is untouched).
+    let requests: Vec<TransferRequest> = requests
+        .iter()
+        .filter(|r| matches!(r.op, Op::Transfer | Op::Reversal))
+        .cloned()
+        .collect();
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let rows = ledger::apply::record_failures(&ctx.pool, &requests).await?;
     let batch = results::of_given_up(&rows);
     let _ = results::publish(ctx, &batch, &[], &mut Shutdown::never()).await;
     Ok(())

@@ -8,7 +8,8 @@
 //! `disposition` (the one place messages are acked) → `relay` (results
 //! into Redis for the notifiers). Beside them: `atomic` (all-or-nothing
 //! batches), `dead_letter` (giving up on a message), `progress` (throttled
-//! batch progress), `watchdog` (a consumer that lost its messages).
+//! batch progress), `watchdog` (a consumer that lost its messages),
+//! `expiry` (holds past their time become expiry commands).
 
 mod apply;
 mod atomic;
@@ -16,6 +17,7 @@ pub mod config;
 mod ctx;
 mod dead_letter;
 mod disposition;
+mod expiry;
 mod progress;
 mod pull;
 mod relay;
@@ -170,6 +172,7 @@ pub async fn serve(
         shutdown.clone(),
     ));
     tasks.spawn(watch_lag(transfers, shutdown.clone()));
+    tasks.spawn(expiry::run(ctx.clone(), shutdown.clone()));
     tracing::info!(
         workers = config.workers,
         batch_max = config.batch_max,

@@ -46,6 +46,7 @@ pub fn schedule(ctx: &Ctx, batch: Uuid, owner: Uuid) {
                 owner,
                 progress(batch, i64::from(row.count), Tally::of(&counts)),
             )],
+            holds: vec![],
         };
         if let Ok(payload) = serde_json::to_vec(&results)
             && let Ok(ack) = js.publish(subject, payload.into()).await

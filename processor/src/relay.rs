@@ -152,6 +152,16 @@ fn events(batch: &ResultBatch, args: &mut RelayArgs) -> Vec<tracing::Span> {
             }
         }
     }
+    for result in &batch.holds {
+        let event = Event::HoldUpdated {
+            hold: result.hold.clone(),
+        };
+        if let Ok(fragment) = event_feed::encode(&event) {
+            for user in &result.notify {
+                args.push(*user, None, None, &fragment);
+            }
+        }
+    }
     for (owner, progress) in &batch.batches {
         let event = Event::BatchUpdated {
             batch: progress.clone(),

@@ -8,11 +8,13 @@
 use std::time::Duration;
 
 use async_nats::jetstream::Message;
-use ledger::apply::{AccountBalance, Applied, AppliedTransfer, Outcome};
+use ledger::apply::{AccountBalance, Applied, AppliedHold, AppliedTransfer, Outcome};
 use ledger::transfers::TransferRow;
 use shared::backoff::Backoff;
+use shared::hold::HoldStatus;
 use shared::messages::{
-    AccountResult, AccountView, ResultBatch, SCHEMA_VERSION, TransferResult, format_money,
+    AccountResult, AccountView, HoldResult, ResultBatch, SCHEMA_VERSION, TransferResult,
+    format_money,
 };
 use shared::shutdown::Shutdown;
 use shared::transfer::TransferStatus;
@@ -25,17 +27,47 @@ use crate::disposition::KeepAlive;
 /// trying again.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The users to notify about `t`.
+/// The users to notify about `t`: the requester; for a commit, the payee's
+/// owner and (a reversal's) the payer's owner too.
 fn notify(t: &AppliedTransfer) -> Vec<Uuid> {
     let requester = t.transfer.owner_id;
     let mut users = vec![requester];
-    if t.transfer.status == TransferStatus::Committed.as_str()
-        && let Some(payee) = t.payee_owner
-        && payee != requester
-    {
-        users.push(payee);
+    if t.transfer.status == TransferStatus::Committed.as_str() {
+        for other in [t.payee_owner, t.payer_owner].into_iter().flatten() {
+            if !users.contains(&other) {
+                users.push(other);
+            }
+        }
     }
     users
+}
+
+/// The users to notify about a hold: its owner, and the payee's owner once
+/// the hold was accepted (never about a rejected attempt).
+fn notify_hold(h: &AppliedHold) -> Vec<Uuid> {
+    let mut users = vec![h.hold.owner_id];
+    if let Some(action) = &h.action
+        && !users.contains(&action.owner_id)
+    {
+        users.push(action.owner_id);
+    }
+    if h.hold.status != HoldStatus::Rejected.as_str() {
+        for other in h.owners.into_iter().flatten() {
+            if !users.contains(&other) {
+                users.push(other);
+            }
+        }
+    }
+    users
+}
+
+fn hold(h: &AppliedHold) -> HoldResult {
+    let mut view = h.hold.view();
+    view.action = h.action.as_ref().map(|a| a.view(&h.hold.currency));
+    HoldResult {
+        hold: view,
+        notify: notify_hold(h),
+    }
 }
 
 fn account(a: &AccountBalance) -> AccountResult {
@@ -45,6 +77,8 @@ fn account(a: &AccountBalance) -> AccountResult {
             id: a.id,
             balance: format_money(a.balance, &a.currency),
             overdraft_limit: format_money(a.overdraft_limit, &a.currency),
+            available: format_money(a.available(), &a.currency),
+            held: format_money(a.held, &a.currency),
             currency: a.currency.clone(),
             created_at: a.created_at,
             version: a.version,
@@ -58,14 +92,14 @@ pub fn of_applied(
     applied: &Applied,
     traceparents: impl IntoIterator<Item = Option<String>>,
 ) -> ResultBatch {
-    let mut traceparents = traceparents.into_iter();
+    let traceparents: Vec<Option<String>> = traceparents.into_iter().collect();
     let transfers = applied
         .transfers
         .iter()
         .map(|t| TransferResult {
             notify: notify(t),
             transfer: t.transfer.view(),
-            traceparent: traceparents.next().flatten(),
+            traceparent: traceparents.get(t.request).cloned().flatten(),
         })
         .collect();
     ResultBatch {
@@ -73,6 +107,7 @@ pub fn of_applied(
         transfers,
         accounts: applied.accounts.iter().map(account).collect(),
         batches: vec![],
+        holds: applied.holds.iter().map(hold).collect(),
     }
 }
 
@@ -90,6 +125,7 @@ pub fn of_given_up(rows: &[TransferRow]) -> ResultBatch {
             .collect(),
         accounts: vec![],
         batches: vec![],
+        holds: vec![],
     }
 }
 
@@ -118,7 +154,7 @@ pub async fn publish(
     holding: &[&Message],
     shutdown: &mut Shutdown,
 ) -> Result<(), Failure> {
-    if results.transfers.is_empty() && results.accounts.is_empty() {
+    if results.transfers.is_empty() && results.accounts.is_empty() && results.holds.is_empty() {
         return Ok(());
     }
     let payload = match serde_json::to_vec(results) {
@@ -158,6 +194,9 @@ mod tests {
 
     fn applied(status: &str, owner: u128, payee: Option<u128>) -> AppliedTransfer {
         AppliedTransfer {
+            request: 0,
+            payer_owner: None,
+            fresh: true,
             transfer: TransferRow {
                 id: Uuid::from_u128(99),
                 owner_id: Uuid::from_u128(owner),
@@ -171,6 +210,9 @@ mod tests {
                 reason: (status == "rejected").then(|| "insufficient_funds".into()),
                 created_at: Utc::now(),
                 processed_at: Utc::now(),
+                hold_id: None,
+                reverses: None,
+                reversal_reason: None,
             },
             payee_owner: payee.map(Uuid::from_u128),
         }
@@ -190,10 +232,12 @@ mod tests {
     fn results_keep_the_input_order_and_traces() {
         let a = Applied {
             outcomes: vec![Outcome::Committed, Outcome::Duplicate],
-            transfers: vec![
-                applied("committed", 10, Some(20)),
-                applied("rejected", 10, None),
-            ],
+            transfers: vec![applied("committed", 10, Some(20)), {
+                let mut second = applied("rejected", 10, None);
+                second.request = 1;
+                second
+            }],
+            holds: vec![],
             accounts: vec![],
         };
         let batch = of_applied(&a, [Some("tp".to_owned()), None]);

@@ -34,6 +34,9 @@ pub enum Role {
     Batch,
     /// Reads everything, moves nothing.
     Ops,
+    /// Reverses committed transfers (with a reason); reads transfers and
+    /// accounts; sends no transfers or holds of their own.
+    Reverser,
 }
 
 impl Role {
@@ -42,6 +45,7 @@ impl Role {
             Self::Customer => "customer",
             Self::Batch => "batch",
             Self::Ops => "ops",
+            Self::Reverser => "reverser",
         }
     }
 
@@ -50,6 +54,7 @@ impl Role {
             "customer" => Some(Self::Customer),
             "batch" => Some(Self::Batch),
             "ops" => Some(Self::Ops),
+            "reverser" => Some(Self::Reverser),
             _ => None,
         }
     }

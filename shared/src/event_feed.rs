@@ -299,6 +299,8 @@ mod tests {
                 currency: "EUR".into(),
                 balance: "1.00".into(),
                 overdraft_limit: "0.00".into(),
+                available: "1.00".into(),
+                held: "0.00".into(),
                 created_at: DateTime::<Utc>::UNIX_EPOCH,
                 version: 3,
             },

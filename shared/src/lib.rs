@@ -10,6 +10,7 @@ pub mod batch_line;
 pub mod config;
 pub mod event_feed;
 pub mod health;
+pub mod hold;
 pub mod messages;
 pub mod metrics;
 pub mod money;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::hold::{HoldView, Op, ReversalSummary};
 use crate::money::Currency;
 use crate::transfer::{RejectReason, TransferStatus};
 
@@ -43,6 +44,22 @@ pub struct TransferCommand {
     /// The batch (and 1-based line) this payment belongs to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchRef>,
+    /// What is asked: a plain transfer unless it says otherwise. For a
+    /// capture or reversal an `amount` of zero means "all of it" (the whole
+    /// hold, what is left of the original).
+    #[serde(default, skip_serializing_if = "Op::is_transfer")]
+    pub op: Op,
+    /// The hold a capture, void or expiry is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<Uuid>,
+    /// When a new hold expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The transfer a reversal reverses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversal_reason: Option<String>,
 }
 
 /// An atomic batch: every payment commits, or none does. One message, one
@@ -76,18 +93,28 @@ impl TransferCommand {
             created_at: self.accepted_at,
             committed_at: None,
             processed_at: None,
+            reverses: self.reverses,
+            reversal_reason: self.reversal_reason.clone(),
+            hold_id: None,
+            reversals: None,
+            reversed_amount: None,
         }
     }
 
     /// The request fingerprint (same function the ledger stores).
     pub fn fingerprint(&self) -> [u8; 32] {
-        crate::transfer::fingerprint(
-            self.from_account,
-            self.to_account,
-            self.amount,
-            &self.currency,
-            self.reference.as_deref(),
-        )
+        crate::hold::CommandFields {
+            op: self.op,
+            from: self.from_account,
+            to: self.to_account,
+            amount: self.amount,
+            currency: &self.currency,
+            reference: self.reference.as_deref(),
+            hold_id: self.hold_id,
+            reverses: self.reverses,
+            reversal_reason: self.reversal_reason.as_deref(),
+        }
+        .fingerprint()
     }
 }
 
@@ -112,6 +139,21 @@ pub struct TransferView {
     /// When the ledger decided (committed or rejected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processed_at: Option<DateTime<Utc>>,
+    /// For a reversal: the transfer it reverses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversal_reason: Option<String>,
+    /// For a capture: the hold it captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<Uuid>,
+    /// For an original (GET of one transfer): its reversals, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversals: Option<Vec<ReversalSummary>>,
+    /// For an original (GET of one transfer): the sum of its committed reversals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "5.00")]
+    pub reversed_amount: Option<String>,
 }
 
 /// An account as the API and the WebSocket show it.
@@ -125,6 +167,14 @@ pub struct AccountView {
     pub balance: String,
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "0.00")]
     pub overdraft_limit: String,
+    /// Balance minus the pending holds: what can be spent or held now.
+    #[serde(default)]
+    #[schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "9900.00")]
+    pub available: String,
+    /// The sum of the account's pending holds.
+    #[serde(default)]
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "100.00")]
+    pub held: String,
     pub created_at: DateTime<Utc>,
     /// Increases with every balance change: a client keeps the highest, since
     /// events for one account may arrive out of order across processors.
@@ -167,6 +217,8 @@ pub enum Event {
     AccountUpdated { account: AccountView },
     #[serde(rename = "batch.updated")]
     BatchUpdated { batch: BatchProgress },
+    #[serde(rename = "hold.updated")]
+    HoldUpdated { hold: HoldView },
 }
 
 /// A batch's progress, pushed to its owner as payments are applied.
@@ -192,6 +244,14 @@ pub struct TransferResult {
     pub traceparent: Option<String>,
 }
 
+/// A hold's new state and who must hear about it: the owners of both
+/// accounts (the payee only once the hold was accepted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldResult {
+    pub hold: HoldView,
+    pub notify: Vec<Uuid>,
+}
+
 /// An account's state after a batch, and its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountResult {
@@ -209,6 +269,9 @@ pub struct ResultBatch {
     /// Batch progress for their owners (throttled by the processor).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<(Uuid, BatchProgress)>,
+    /// Holds created or finished by the batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<HoldResult>,
 }
 
 #[cfg(test)]
@@ -223,6 +286,8 @@ mod tests {
                 currency: "EUR".into(),
                 balance: "1.00".into(),
                 overdraft_limit: "0.00".into(),
+                available: "1.00".into(),
+                held: "0.00".into(),
                 created_at: DateTime::<Utc>::UNIX_EPOCH,
                 version: 3,
             },
@@ -248,9 +313,16 @@ mod tests {
             reference: None,
             accepted_at: DateTime::<Utc>::UNIX_EPOCH,
             batch: None,
+            op: Op::Transfer,
+            hold_id: None,
+            expires_at: None,
+            reverses: None,
+            reversal_reason: None,
         };
         let json = serde_json::to_string(&c).unwrap();
         assert!(json.contains(r#""amount":"12.30""#), "{json}");
+        // A plain transfer looks as it did before holds existed.
+        assert!(!json.contains("\"op\""), "{json}");
         let back: TransferCommand = serde_json::from_str(&json).unwrap();
         assert_eq!(back, c);
     }

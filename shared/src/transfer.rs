@@ -230,10 +230,20 @@ pub enum RejectReason {
     ProcessingFailed,
     /// Another payment of the same atomic batch was rejected.
     BatchAborted,
+    /// A capture or void of a hold that is no longer pending.
+    HoldNotPending,
+    /// A capture of more than the hold reserved.
+    CaptureExceedsHold,
+    /// A capture or void of a hold the ledger does not have.
+    HoldNotFound,
+    /// The sum of the reversals would exceed the original transfer.
+    ReversalExceedsOriginal,
+    /// The transfer to reverse is not committed (rejected, unknown, or itself a reversal).
+    OriginalNotCommitted,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 15] = [
         Self::InsufficientFunds,
         Self::SourceAccountNotFound,
         Self::DestinationAccountNotFound,
@@ -244,6 +254,11 @@ impl RejectReason {
         Self::IdempotencyKeyReused,
         Self::ProcessingFailed,
         Self::BatchAborted,
+        Self::HoldNotPending,
+        Self::CaptureExceedsHold,
+        Self::HoldNotFound,
+        Self::ReversalExceedsOriginal,
+        Self::OriginalNotCommitted,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -258,6 +273,11 @@ impl RejectReason {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::ProcessingFailed => "processing_failed",
             Self::BatchAborted => "batch_aborted",
+            Self::HoldNotPending => "hold_not_pending",
+            Self::CaptureExceedsHold => "capture_exceeds_hold",
+            Self::HoldNotFound => "hold_not_found",
+            Self::ReversalExceedsOriginal => "reversal_exceeds_original",
+            Self::OriginalNotCommitted => "original_not_committed",
         }
     }
 
@@ -282,6 +302,15 @@ impl RejectReason {
             }
             Self::BatchAborted => {
                 "Another payment of this atomic batch was rejected, so none was applied."
+            }
+            Self::HoldNotPending => "The hold was already captured, voided or expired.",
+            Self::CaptureExceedsHold => "The capture is larger than the amount held.",
+            Self::HoldNotFound => "The hold does not exist.",
+            Self::ReversalExceedsOriginal => {
+                "The reversals would add up to more than the original transfer."
+            }
+            Self::OriginalNotCommitted => {
+                "Only a committed transfer that is not itself a reversal can be reversed."
             }
         }
     }

@@ -63,6 +63,39 @@ impl Stack {
         (status, headers, body)
     }
 
+    /// POSTs `body` (if any) to `path` with an Idempotency-Key; returns
+    /// status, headers and body.
+    pub async fn post_keyed(
+        &self,
+        token: &str,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut r = self
+            .http
+            .post(format!("{}{path}", self.api))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key);
+        if let Some(body) = body {
+            r = r.json(body);
+        }
+        let r = r.send().await.expect("POST");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    /// Waits until GET `path` answers 200 with a body `done` accepts.
+    pub async fn wait_for(&self, token: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        testkit::eventually(FINAL_STATE_WAIT, path, || async {
+            let (status, body) = self.get(token, path).await;
+            (status == 200 && done(&body)).then_some(body)
+        })
+        .await
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self
             .http

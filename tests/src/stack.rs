@@ -111,6 +111,8 @@ impl Stack {
             batch_max: 200,
             linger: Duration::from_millis(1),
             replay_buffer: 100,
+            // Expired holds are released within a fraction of a second.
+            hold_expiry_interval: Duration::from_millis(200),
         };
         let notifier = notifier::Config {
             addr: naddr,

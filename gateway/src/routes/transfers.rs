@@ -9,8 +9,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use shared::messages::TransferView;
-use shared::transfer::transfer_id;
+use shared::hold::{Op, ReversalSummary};
+use shared::messages::{TransferView, format_money};
+use shared::transfer::{TransferStatus, transfer_id};
 use shared::transfer_body::{TransferBody, Wording, validate};
 
 use ledger::audit::Record;
@@ -102,7 +103,8 @@ async fn create_checked(
     submit_transfer::submit(state, caller, &key, order).await
 }
 
-/// A transfer the caller sent or received (ops: any), pending ones included.
+/// A transfer the caller sent or received (ops, reversers: any), pending
+/// ones included; a committed original lists its reversals.
 #[utoipa::path(
     get,
     path = "/v1/transfers/{id}",
@@ -124,10 +126,43 @@ pub async fn get(
 ) -> Result<Json<TransferView>, ApiError> {
     let id = parse_transfer_id(&id)?;
     if let Some((row, payee)) = ledger::transfers::get(&state.pool, id).await? {
-        if caller.may_read(row.owner_id) || payee == Some(caller.id) {
-            return Ok(Json(row.view()));
+        // A reversal's payer (the original's payee) did not ask for it but sees it.
+        let payer = if row.reverses.is_some() {
+            let [from] = state
+                .accounts
+                .lookup(&state.pool, [row.from_account])
+                .await?;
+            from.map(|a| a.owner_id)
+        } else {
+            None
+        };
+        if caller.may_read(row.owner_id) || payee == Some(caller.id) || payer == Some(caller.id) {
+            let mut view = row.view();
+            if row.reverses.is_none() && row.status == TransferStatus::Committed.as_str() {
+                let reversals = ledger::transfers::reversals_of(&state.pool, id).await?;
+                let reversed: rust_decimal::Decimal = reversals
+                    .iter()
+                    .filter(|t| t.status == TransferStatus::Committed.as_str())
+                    .map(|t| t.amount)
+                    .sum();
+                view.reversed_amount = Some(format_money(reversed, &row.currency));
+                view.reversals = Some(
+                    reversals
+                        .iter()
+                        .map(|t| ReversalSummary {
+                            id: t.id,
+                            amount: format_money(t.amount, &t.currency),
+                            status: TransferStatus::parse(&t.status)
+                                .unwrap_or(TransferStatus::Rejected),
+                            created_at: t.created_at,
+                        })
+                        .collect(),
+                );
+            }
+            return Ok(Json(view));
         }
     } else if let Some(cmd) = publish::pending_command(&state, id).await?
+        && matches!(cmd.op, Op::Transfer | Op::Reversal)
         && caller.may_read(cmd.owner)
     {
         return Ok(Json(cmd.pending_view()));

@@ -21,7 +21,9 @@ pub struct AccountBalance {
     pub currency: String,
     pub balance: Decimal,
     pub overdraft_limit: Decimal,
-    /// Increases with every balance change.
+    /// The sum of the pending holds: `balance - held` is what can be spent.
+    pub held: Decimal,
+    /// Increases with every balance (or held) change.
     pub version: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -48,10 +50,24 @@ impl AccountState {
 /// The batch's locked accounts by id.
 pub(super) type Accounts = HashMap<Uuid, AccountState>;
 
+impl AccountBalance {
+    /// What can be spent or held now (may be negative within the overdraft).
+    pub fn available(&self) -> Decimal {
+        self.balance - self.held
+    }
+}
+
 /// Decides one transfer against the in-memory account states and, when it
 /// commits, moves the money there. Checks run in a fixed order so the same
 /// request always gets the same reason.
 pub(super) fn decide(r: &TransferRequest, accounts: &mut Accounts) -> Result<(), RejectReason> {
+    check(r, accounts)?;
+    move_money(accounts, r.from_account, r.to_account, r.amount);
+    Ok(())
+}
+
+/// The checks of [`decide`] without moving anything (also a new hold's).
+pub(super) fn check(r: &TransferRequest, accounts: &Accounts) -> Result<(), RejectReason> {
     if r.from_account == r.to_account {
         return Err(RejectReason::SameAccount);
     }
@@ -69,24 +85,39 @@ pub(super) fn decide(r: &TransferRequest, accounts: &mut Accounts) -> Result<(),
     if from.row.currency != r.currency || to.row.currency != r.currency {
         return Err(RejectReason::CurrencyMismatch);
     }
-    if from.row.balance - r.amount < -from.row.overdraft_limit {
+    if from.row.available() - r.amount < -from.row.overdraft_limit {
         return Err(RejectReason::InsufficientFunds);
     }
-    for (id, delta) in [(r.from_account, -r.amount), (r.to_account, r.amount)] {
+    Ok(())
+}
+
+/// Moves `amount` from `from` to `to` in memory (both checked before).
+pub(super) fn move_money(accounts: &mut Accounts, from: Uuid, to: Uuid, amount: Decimal) {
+    for (id, delta) in [(from, -amount), (to, amount)] {
         if let Some(a) = accounts.get_mut(&id) {
             a.row.balance += delta;
             a.row.version += 1;
             a.changed = true;
         }
     }
-    // Established just above: no commit leaves the payer past its overdraft.
+    // Established by the callers' checks: no commit leaves the payer past
+    // its overdraft, holds included.
     debug_assert!(
         accounts
-            .get(&r.from_account)
-            .is_some_and(|a| a.row.balance >= -a.row.overdraft_limit),
-        "a committed transfer overdrew its source"
+            .get(&from)
+            .is_some_and(|a| a.row.available() >= -a.row.overdraft_limit),
+        "a committed movement overdrew its source"
     );
-    Ok(())
+}
+
+/// Changes what `account` holds by `delta` (a new hold: +, a finished one: -).
+pub(super) fn change_held(accounts: &mut Accounts, account: Uuid, delta: Decimal) {
+    if let Some(a) = accounts.get_mut(&account) {
+        a.row.held += delta;
+        a.row.version += 1;
+        a.changed = true;
+        debug_assert!(a.row.held >= Decimal::ZERO, "held went negative");
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +135,7 @@ mod tests {
                 currency: "EUR".into(),
                 balance: Decimal::from_str(balance).unwrap(),
                 overdraft_limit: Decimal::from_str(overdraft).unwrap(),
+                held: Decimal::ZERO,
                 version: 0,
                 created_at: Utc::now(),
             }),
@@ -111,17 +143,33 @@ mod tests {
     }
 
     fn req(from: u128, to: u128, owner: u128, amount: &str) -> TransferRequest {
-        TransferRequest {
-            id: Uuid::new_v4(),
-            owner: Uuid::from_u128(owner),
-            idempotency_key: "k".into(),
-            from_account: Uuid::from_u128(from),
-            to_account: Uuid::from_u128(to),
-            amount: Decimal::from_str(amount).unwrap(),
-            currency: "EUR".into(),
-            reference: None,
-            accepted_at: Utc::now(),
-        }
+        TransferRequest::transfer(
+            Uuid::new_v4(),
+            Uuid::from_u128(owner),
+            "k".into(),
+            Uuid::from_u128(from),
+            Uuid::from_u128(to),
+            Decimal::from_str(amount).unwrap(),
+            "EUR".into(),
+            None,
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn holds_reduce_what_can_be_spent() {
+        let mut acc: Accounts = [account(1, 10, "100", "10"), account(2, 20, "0", "0")]
+            .into_iter()
+            .collect();
+        change_held(&mut acc, Uuid::from_u128(1), Decimal::from(70));
+        // available 30, overdraft 10: 40 is the most.
+        assert_eq!(
+            decide(&req(1, 2, 10, "40.01"), &mut acc),
+            Err(RejectReason::InsufficientFunds)
+        );
+        assert_eq!(decide(&req(1, 2, 10, "40"), &mut acc), Ok(()));
+        assert_eq!(acc[&Uuid::from_u128(1)].row.balance, Decimal::from(60));
+        assert_eq!(acc[&Uuid::from_u128(1)].row.available(), Decimal::from(-10));
     }
 
     #[test]

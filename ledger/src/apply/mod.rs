@@ -22,24 +22,27 @@
 //! stored, its outcome, the accounts' new balances); who hears about them
 //! and in what shape is the processor's business.
 
+mod batch;
 mod decide;
+mod hold_rows;
 mod request;
+mod special;
 mod write;
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use shared::transfer::{RejectReason, TransferStatus};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
+use batch::decide_and_write;
 pub use decide::AccountBalance;
-use decide::{AccountState, Accounts, decide};
 pub use request::{Stages, TransferRequest};
-use write::{BalanceUpdates, EntryRows, TransferRows};
+use write::TransferRows;
 
-use crate::transfers::{TRANSFER_COLUMNS, TransferRow};
+use crate::holds::{HoldActionRow, HoldRow};
+use crate::transfers::TransferRow;
 use crate::{LedgerError, micros};
 
 /// What happened to one request of the batch.
@@ -65,22 +68,45 @@ pub enum Mode {
     Atomic,
 }
 
-/// One request's transfer as the ledger now holds it.
+/// A transfer as the ledger now holds it (a plain transfer, a reversal, or
+/// a capture's movement).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedTransfer {
+    /// The index of the request it answers.
+    pub request: usize,
     /// The stored row (for a duplicate, the earlier one).
     pub transfer: TransferRow,
     /// Owner of the destination account, when the batch locked it.
     pub payee_owner: Option<Uuid>,
+    /// Owner of the source account, when the batch locked it (a reversal's
+    /// payer is not its requester).
+    pub payer_owner: Option<Uuid>,
+    /// Written by this batch (not an earlier one's, re-emitted).
+    pub fresh: bool,
 }
 
-/// The result of a batch, in input order: `outcomes[i]` and `transfers[i]`
-/// are request `i`'s; `accounts` is the final state of every account a
-/// committed transfer touched (now, or earlier for a re-emitted commit).
+/// A hold a request created or acted on, as it now stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedHold {
+    /// The index of the request it answers.
+    pub request: usize,
+    pub hold: HoldRow,
+    /// The capture or void asked for, if the request was one.
+    pub action: Option<HoldActionRow>,
+    /// Owners of the hold's (from, to) accounts, when the batch locked them.
+    pub owners: [Option<Uuid>; 2],
+}
+
+/// The result of a batch: `outcomes[i]` is request `i`'s. For a batch of
+/// plain transfers `transfers[i]` is request `i`'s too; otherwise each
+/// transfer and hold names its request. `accounts` is the final state of
+/// every account a committed request touched (now, or earlier for a
+/// re-emitted commit).
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
     pub outcomes: Vec<Outcome>,
     pub transfers: Vec<AppliedTransfer>,
+    pub holds: Vec<AppliedHold>,
     pub accounts: Vec<AccountBalance>,
 }
 
@@ -89,6 +115,7 @@ impl Applied {
         Self {
             outcomes: Vec::with_capacity(n),
             transfers: Vec::with_capacity(n),
+            holds: Vec::new(),
             accounts: Vec::new(),
         }
     }
@@ -96,8 +123,11 @@ impl Applied {
     fn push(&mut self, outcome: Outcome, transfer: TransferRow, payee_owner: Option<Uuid>) {
         self.outcomes.push(outcome);
         self.transfers.push(AppliedTransfer {
+            request: self.transfers.len(),
             transfer,
             payee_owner,
+            payer_owner: None,
+            fresh: true,
         });
     }
 
@@ -106,7 +136,6 @@ impl Applied {
     /// reused).
     fn check_accounting(&self, requests: usize) {
         assert_eq!(self.outcomes.len(), requests, "one outcome per request");
-        assert_eq!(self.transfers.len(), requests, "one transfer per request");
     }
 }
 
@@ -133,134 +162,8 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// Steps 1–5 of the module docs inside the caller's transaction.
-async fn decide_and_write(
-    conn: &mut PgConnection,
-    requests: &[TransferRequest],
-    stages: &[Stages],
-) -> Result<Applied, LedgerError> {
-    if requests.is_empty() {
-        return Ok(Applied::default());
-    }
-    let mut accounts = lock_accounts(conn, requests).await?;
-    let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
-    let existing: Vec<TransferRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY($1)"
-    )))
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut known: HashMap<Uuid, TransferRow> = existing.into_iter().map(|t| (t.id, t)).collect();
-
-    // PostgreSQL keeps microseconds: round now so the rows we return equal
-    // what a later read returns.
-    let processed_at = micros(Utc::now());
-    let mut transfers = TransferRows::default();
-    let mut entries = EntryRows::default();
-    let mut applied = Applied::with_capacity(requests.len());
-    let payee = |accounts: &Accounts, to: Uuid| accounts.get(&to).map(|a| a.row.owner_id);
-
-    let no_stages = Stages::default();
-    for (i, r) in requests.iter().enumerate() {
-        if let Some(prior) = known.get(&r.id) {
-            let outcome = if prior.fingerprint == r.fingerprint() {
-                Outcome::Duplicate
-            } else {
-                Outcome::KeyReused
-            };
-            if prior.status == TransferStatus::Committed.as_str() {
-                for acc in [prior.from_account, prior.to_account] {
-                    if let Some(a) = accounts.get_mut(&acc) {
-                        a.report = true;
-                    }
-                }
-            }
-            let payee_owner = payee(&accounts, prior.to_account);
-            applied.push(outcome, prior.clone(), payee_owner);
-            continue;
-        }
-
-        let reason = decide(r, &mut accounts).err();
-        if reason.is_none() {
-            // `decide` only commits when both accounts are locked.
-            let balance = |id: Uuid| accounts.get(&id).map_or(Decimal::ZERO, |a| a.row.balance);
-            entries.push_pair(
-                r.id,
-                (r.from_account, -r.amount, balance(r.from_account)),
-                (r.to_account, r.amount, balance(r.to_account)),
-                processed_at,
-            );
-        }
-        let fingerprint = r.fingerprint().to_vec();
-        let stage = stages.get(i).unwrap_or(&no_stages);
-        transfers.push(r, fingerprint.clone(), reason, processed_at, stage);
-        let row = stored_row(r, fingerprint, reason, processed_at);
-        let outcome = reason.map_or(Outcome::Committed, Outcome::Rejected);
-        applied.push(outcome, row.clone(), payee(&accounts, r.to_account));
-        // A second copy of this id later in the same batch is a duplicate.
-        known.insert(r.id, row);
-    }
-    applied.check_accounting(requests.len());
-    let committed = applied
-        .outcomes
-        .iter()
-        .filter(|o| **o == Outcome::Committed)
-        .count();
-    // Established by `push_pair`: two entries per commit, summing to zero.
-    assert_eq!(entries.len(), 2 * committed, "two entries per commit");
-    assert_eq!(entries.sum(), Decimal::ZERO, "entries sum to zero");
-
-    let mut balances = BalanceUpdates::default();
-    for a in accounts.values().filter(|a| a.changed) {
-        balances.id.push(a.row.id);
-        balances.balance.push(a.row.balance);
-        balances.version.push(a.row.version);
-    }
-    if !transfers.is_empty() {
-        let written = write::write_batch(conn, &transfers, &entries, &balances).await?;
-        let expected = (transfers.len(), entries.len(), balances.id.len());
-        if written != expected {
-            // Someone inserted one of our ids after we looked (possible only for
-            // transfers that touch no locked account). Roll back and retry.
-            return Err(LedgerError::Conflict(format!(
-                "wrote (transfers, entries, accounts) = {written:?}, expected {expected:?}"
-            )));
-        }
-    }
-    applied.accounts = accounts
-        .into_values()
-        .filter(|a| a.changed || a.report)
-        .map(|a| a.row)
-        .collect();
-    Ok(applied)
-}
-
-/// Step 1: locks every account the batch touches, in id order.
-async fn lock_accounts(
-    conn: &mut PgConnection,
-    requests: &[TransferRequest],
-) -> Result<Accounts, LedgerError> {
-    let mut account_ids: Vec<Uuid> = requests
-        .iter()
-        .flat_map(|r| [r.from_account, r.to_account])
-        .collect();
-    account_ids.sort_unstable();
-    account_ids.dedup();
-    let locked: Vec<AccountBalance> = sqlx::query_as(
-        "SELECT id, owner_id, currency, balance, overdraft_limit, version, created_at \
-         FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(&account_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(locked
-        .into_iter()
-        .map(|row| (row.id, AccountState::new(row)))
-        .collect())
-}
-
 /// The row a newly decided request becomes (what a later read returns).
-fn stored_row(
+pub(super) fn stored_row(
     r: &TransferRequest,
     fingerprint: Vec<u8>,
     reason: Option<RejectReason>,
@@ -283,6 +186,9 @@ fn stored_row(
         reason: reason.map(|x| x.as_str().to_owned()),
         created_at: micros(r.accepted_at),
         processed_at,
+        hold_id: r.hold_id.filter(|_| r.op == shared::hold::Op::HoldCapture),
+        reverses: r.reverses,
+        reversal_reason: r.reversal_reason.clone(),
     }
 }
 

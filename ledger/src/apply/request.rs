@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use shared::transfer::fingerprint;
+use shared::hold::{CommandFields, Op};
 use uuid::Uuid;
 
 /// A transfer to apply, as decoded from the queue.
@@ -18,17 +18,69 @@ pub struct TransferRequest {
     pub currency: String,
     pub reference: Option<String>,
     pub accepted_at: DateTime<Utc>,
+    /// What is asked (a plain transfer by default).
+    pub op: Op,
+    /// Capture, void, expiry: the hold.
+    pub hold_id: Option<Uuid>,
+    /// A new hold: when it expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A reversal: the original transfer, and why.
+    pub reverses: Option<Uuid>,
+    pub reversal_reason: Option<String>,
 }
 
 impl TransferRequest {
+    /// A plain transfer (the other fields at their defaults).
+    #[allow(clippy::too_many_arguments)]
+    pub fn transfer(
+        id: Uuid,
+        owner: Uuid,
+        idempotency_key: String,
+        from_account: Uuid,
+        to_account: Uuid,
+        amount: Decimal,
+        currency: String,
+        reference: Option<String>,
+        accepted_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            owner,
+            idempotency_key,
+            from_account,
+            to_account,
+            amount,
+            currency,
+            reference,
+            accepted_at,
+            op: Op::Transfer,
+            hold_id: None,
+            expires_at: None,
+            reverses: None,
+            reversal_reason: None,
+        }
+    }
+
+    /// The amount asked for, `None` for "all of it" (zero on the wire).
+    pub fn amount_asked(&self) -> Option<Decimal> {
+        (!self.amount.is_zero()).then_some(self.amount)
+    }
+
+    /// The fingerprint of the request as the client sent it: same key with
+    /// another fingerprint is a reused key.
     pub fn fingerprint(&self) -> [u8; 32] {
-        fingerprint(
-            self.from_account,
-            self.to_account,
-            self.amount,
-            &self.currency,
-            self.reference.as_deref(),
-        )
+        CommandFields {
+            op: self.op,
+            from: self.from_account,
+            to: self.to_account,
+            amount: self.amount,
+            currency: &self.currency,
+            reference: self.reference.as_deref(),
+            hold_id: self.hold_id,
+            reverses: self.reverses,
+            reversal_reason: self.reversal_reason.as_deref(),
+        }
+        .fingerprint()
     }
 }
 
@@ -58,6 +110,11 @@ impl From<shared::messages::TransferCommand> for TransferRequest {
             currency: c.currency,
             reference: c.reference,
             accepted_at: c.accepted_at,
+            op: c.op,
+            hold_id: c.hold_id,
+            expires_at: c.expires_at,
+            reverses: c.reverses,
+            reversal_reason: c.reversal_reason,
         }
     }
 }

@@ -16,10 +16,12 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgArguments;
 use uuid::Uuid;
 
+use shared::hold::Op;
+
 use super::{Stages, TransferRequest};
 use crate::{LedgerError, micros};
 
-/// `INSERT INTO transfers … SELECT * FROM unnest($1 … $18)`: binds $1..$18
+/// `INSERT INTO transfers … SELECT * FROM unnest($1 … $21)`: binds $1..$21
 /// are [`TransferRows`]' columns in order. A macro so the statement can be
 /// composed into others at compile time (`concat!`).
 macro_rules! insert_transfers {
@@ -27,12 +29,12 @@ macro_rules! insert_transfers {
         "INSERT INTO transfers (id, owner_id, idempotency_key, fingerprint, from_account,
                        to_account, amount, currency, reference, status, reason,
                        created_at, processed_at, published_at, received_at, trace_id,
-                       batch_id, batch_line)
+                       batch_id, batch_line, hold_id, reverses, reversal_reason)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::uuid[],
                          $6::uuid[], $7::numeric[], $8::text[], $9::text[], $10::text[],
                          $11::text[], $12::timestamptz[], $13::timestamptz[],
                          $14::timestamptz[], $15::timestamptz[], $16::text[], $17::uuid[],
-                         $18::int4[])
+                         $18::int4[], $19::uuid[], $20::uuid[], $21::text[])
     ON CONFLICT (id) DO NOTHING
     RETURNING 1"
     };
@@ -45,20 +47,21 @@ const INSERT_TRANSFERS_SQL: &str = concat!(
     ") SELECT count(*) FROM t"
 );
 
-/// A decided batch in one statement: transfers ($1..$18), entries
-/// ($19..$23), new balances ($24..$26). Data-modifying CTEs always run to
+/// A decided batch in one statement: transfers ($1..$21), entries
+/// ($22..$26), new balances and holds ($27..$30). Data-modifying CTEs always run to
 /// completion; the counts let the caller verify every row landed.
 const WRITE_BATCH_SQL: &str = concat!(
     "WITH t AS (",
     insert_transfers!(),
     "), e AS (
     INSERT INTO entries (transfer_id, account_id, amount, balance_after, created_at)
-    SELECT * FROM unnest($19::uuid[], $20::uuid[], $21::numeric[], $22::numeric[],
-                         $23::timestamptz[])
+    SELECT * FROM unnest($22::uuid[], $23::uuid[], $24::numeric[], $25::numeric[],
+                         $26::timestamptz[])
     RETURNING 1
 ), a AS (
-    UPDATE accounts SET balance = u.balance, version = u.version
-    FROM unnest($24::uuid[], $25::numeric[], $26::bigint[]) AS u(id, balance, version)
+    UPDATE accounts SET balance = u.balance, version = u.version, held = u.held
+    FROM unnest($27::uuid[], $28::numeric[], $29::bigint[], $30::numeric[])
+         AS u(id, balance, version, held)
     WHERE accounts.id = u.id
     RETURNING 1
 )
@@ -88,6 +91,9 @@ pub(super) struct TransferRows {
     trace_id: Vec<Option<String>>,
     batch_id: Vec<Option<Uuid>>,
     batch_line: Vec<Option<i32>>,
+    hold_id: Vec<Option<Uuid>>,
+    reverses: Vec<Option<Uuid>>,
+    reversal_reason: Vec<Option<String>>,
 }
 
 impl TransferRows {
@@ -123,6 +129,10 @@ impl TransferRows {
         self.trace_id.push(stages.trace_id.clone());
         self.batch_id.push(stages.batch.map(|b| b.0));
         self.batch_line.push(stages.batch.map(|b| b.1));
+        self.hold_id
+            .push(r.hold_id.filter(|_| r.op == Op::HoldCapture));
+        self.reverses.push(r.reverses);
+        self.reversal_reason.push(r.reversal_reason.clone());
     }
 
     /// Adds `r` rejected without being decided (aborted or given up on):
@@ -155,7 +165,7 @@ impl TransferRows {
         self.id.is_empty()
     }
 
-    /// Binds $1..$18.
+    /// Binds $1..$21.
     fn bind<'q, O>(&'q self, q: PgQueryAs<'q, O>) -> PgQueryAs<'q, O> {
         q.bind(&self.id)
             .bind(&self.owner_id)
@@ -175,6 +185,9 @@ impl TransferRows {
             .bind(&self.trace_id)
             .bind(&self.batch_id)
             .bind(&self.batch_line)
+            .bind(&self.hold_id)
+            .bind(&self.reverses)
+            .bind(&self.reversal_reason)
     }
 
     /// Inserts the rows (existing ids are left alone); returns how many
@@ -239,6 +252,7 @@ pub(super) struct BalanceUpdates {
     pub(super) id: Vec<Uuid>,
     pub(super) balance: Vec<Decimal>,
     pub(super) version: Vec<i64>,
+    pub(super) held: Vec<Decimal>,
 }
 
 /// What [`write_batch`] wrote: (transfers, entries, accounts).
@@ -261,6 +275,7 @@ pub(super) async fn write_batch(
         .bind(&balances.id)
         .bind(&balances.balance)
         .bind(&balances.version)
+        .bind(&balances.held)
         .fetch_one(conn)
         .await?;
     let count = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
