@@ -106,6 +106,9 @@ pub async fn check(
             continue;
         };
         let amount = dec(&o, "amount").unwrap_or_default();
+        // Only a committed original lists its reversals; any other gets
+        // none committed (`original_not_committed`).
+        let committed_original = o["status"] == "committed";
         let listed: HashMap<Uuid, &Value> = o["reversals"]
             .as_array()
             .map(|a| {
@@ -140,8 +143,11 @@ pub async fn check(
                             s.reverses
                         ));
                     }
-                    if !listed.contains_key(id) {
+                    if committed_original && !listed.contains_key(id) {
                         lost.push(format!("original {orig} does not list reversal {id}"));
+                    }
+                    if !committed_original && s.status == "committed" {
+                        over.push(format!("{} original {orig} reversed by {id}", o["status"]));
                     }
                     if s.status == "committed" {
                         n_committed += 1;
