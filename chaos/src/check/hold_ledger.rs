@@ -156,6 +156,11 @@ pub async fn check(bank: &Bank, load: &Load, f: &mut Found) -> anyhow::Result<Ve
     }
     let mut applied: HashMap<Uuid, Vec<&str>> = HashMap::new();
     for a in &actions {
+        let outcome = match &a.reason {
+            Some(r) => format!("{} {} ({r})", a.kind, a.status),
+            None => format!("{} {}", a.kind, a.status),
+        };
+        *f.outcomes.entry(outcome).or_default() += 1;
         if !asked_actions.contains(&(a.owner_id, a.idempotency_key.as_str())) {
             f.requests
                 .push(format!("{} of hold {} nobody asked for", a.kind, a.hold_id));

@@ -102,6 +102,9 @@ pub(super) struct Found {
     pub(super) moved: Vec<String>,
     pub(super) requests: Vec<String>,
     states: HashMap<String, u64>,
+    /// Outcomes of the captures and voids in the ledger ("capture applied",
+    /// "void rejected (hold_not_pending)", ...).
+    pub(super) outcomes: std::collections::BTreeMap<String, u64>,
     commands: u64,
     late_max: f64,
 }
@@ -197,9 +200,14 @@ pub async fn check(
         "lost: every 202'd hold and hold command has its outcome",
         &f.lost,
         format!(
-            "{} holds ({states}), {} captures/voids",
+            "{} holds ({states}); {} captures/voids ({})",
             ids.len(),
-            f.commands
+            f.commands,
+            f.outcomes
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     row(

@@ -100,6 +100,7 @@ pub async fn check(
     .collect();
     let mut committed = Vec::new();
     let (mut n_committed, mut n_rejected, mut sum_reversed) = (0u64, 0u64, Decimal::ZERO);
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
     for (orig, ids) in &by_original {
         let Some(o) = read(load, me, &format!("/v1/transfers/{orig}")).await else {
             lost.push(format!("original {orig} unreadable"));
@@ -168,6 +169,8 @@ pub async fn check(
                         });
                     } else {
                         n_rejected += 1;
+                        let why = s.reason.clone().unwrap_or_default();
+                        *reasons.entry(why).or_default() += 1;
                         let r = s.reason.as_deref().unwrap_or("");
                         if !REASONS.contains(&r) {
                             requests.push(format!("reversal {id} rejected for {r:?}"));
@@ -211,9 +214,14 @@ pub async fn check(
         "lost: every 202'd reversal final, linked to its original",
         &lost,
         format!(
-            "{} reversals of {} originals ({n_committed} committed, {n_rejected} rejected)",
+            "{} reversals of {} originals ({n_committed} committed, {n_rejected} rejected: {})",
             all.len(),
-            by_original.len()
+            by_original.len(),
+            reasons
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     row(
