@@ -3,10 +3,11 @@
 //! Starts private PostgreSQL, NATS and Redis servers and the real gateway,
 //! processor replicas and notifier against them; runs a seeded workload of
 //! transfers, retries, key reuse and invalid requests from many clients with
-//! a WebSocket per user; injects faults one after another; lets the queue
-//! drain; then checks conservation, double entry, overdraft limits,
-//! exactly-once, stable answers and notifications, prints a table and exits
-//! non-zero on any violation.
+//! a WebSocket per user, and alongside it holds (captured, voided, expiring)
+//! and reversals; injects faults one after another; lets the queue drain;
+//! then checks conservation, double entry, overdraft limits, exactly-once,
+//! stable answers and notifications, the holds' and reversals' invariants,
+//! prints a table and exits non-zero on any violation.
 
 mod available;
 mod bank;
