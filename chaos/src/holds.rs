@@ -23,8 +23,9 @@ use crate::workload::{CURRENCIES, FUNDS_CENTS, Kind, Load};
 const SETTLE_MAX: Duration = Duration::from_secs(30);
 /// How often a hold is read while waiting for it to be applied.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// How far before its expiry a capture racing the expiry is sent, at most.
-const RACE_LEAD_MS: u64 = 300;
+/// A capture racing the expiry is sent within this many milliseconds
+/// before or after the hold's `expires_at`.
+const RACE_WINDOW_MS: i64 = 300;
 
 /// What a capture or void asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,13 +329,14 @@ async fn finish(load: &Load, rng: &mut Rng, idx: usize, plan: u64, held: Decimal
             );
         }
         _ => {
-            // Captured just before the expiry: the capture or the expiry wins.
+            // Captured around the expiry: the capture or the expiry wins.
             let expires = view["expires_at"]
                 .as_str()
                 .and_then(|t| t.parse::<DateTime<Utc>>().ok());
             if let Some(at) = expires {
-                let lead = chrono::Duration::milliseconds(rng.below(RACE_LEAD_MS) as i64);
-                if let Ok(wait) = (at - lead - Utc::now()).to_std() {
+                let offset = rng.below(2 * RACE_WINDOW_MS as u64) as i64 - RACE_WINDOW_MS;
+                let when = at + chrono::Duration::milliseconds(offset);
+                if let Ok(wait) = (when - Utc::now()).to_std() {
                     tokio::time::sleep(wait).await;
                 }
             }

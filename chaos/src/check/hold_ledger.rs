@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -24,6 +25,7 @@ struct HoldRow {
     idempotency_key: String,
     amount: Decimal,
     status: String,
+    expires_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -34,6 +36,7 @@ struct ActionRow {
     kind: String,
     status: String,
     reason: Option<String>,
+    created_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -49,13 +52,14 @@ struct AccountRow {
 pub async fn check(bank: &Bank, load: &Load, f: &mut Found) -> anyhow::Result<Vec<String>> {
     let owners: Vec<Uuid> = load.users.iter().map(|u| u.id).collect();
     let holds: Vec<HoldRow> = sqlx::query_as(
-        "SELECT id, owner_id, idempotency_key, amount, status FROM holds WHERE owner_id = ANY($1)",
+        "SELECT id, owner_id, idempotency_key, amount, status, expires_at
+           FROM holds WHERE owner_id = ANY($1)",
     )
     .bind(&owners)
     .fetch_all(&bank.pool)
     .await?;
     let actions: Vec<ActionRow> = sqlx::query_as(
-        "SELECT hold_id, owner_id, idempotency_key, kind, status, reason
+        "SELECT hold_id, owner_id, idempotency_key, kind, status, reason, created_at
            FROM hold_actions WHERE owner_id = ANY($1)",
     )
     .bind(&owners)
@@ -169,6 +173,15 @@ pub async fn check(bank: &Bank, load: &Load, f: &mut Found) -> anyhow::Result<Ve
             applied.entry(a.hold_id).or_default().push(a.kind.as_str());
         }
     }
+    // Reported, not a violation: the expiry is a command applied when a
+    // processor's scan finds the hold, and until then the hold is pending.
+    let expires: HashMap<Uuid, DateTime<Utc>> =
+        holds.iter().map(|h| (h.id, h.expires_at)).collect();
+    f.applied_after_expiry = actions
+        .iter()
+        .filter(|a| a.status == "applied")
+        .filter(|a| expires.get(&a.hold_id).is_some_and(|e| a.created_at > *e))
+        .count() as u64;
     for h in &holds {
         let kinds = applied.get(&h.id).map(|v| v.as_slice()).unwrap_or_default();
         let ok = matches!(

@@ -107,6 +107,9 @@ pub(super) struct Found {
     pub(super) outcomes: std::collections::BTreeMap<String, u64>,
     commands: u64,
     late_max: f64,
+    /// Captures and voids applied though sent after the hold's expires_at
+    /// (before its expiry command was applied).
+    pub(super) applied_after_expiry: u64,
 }
 
 /// What the other checks need from the holds.
@@ -230,8 +233,9 @@ pub async fn check(
         ),
         &f.unfinal,
         format!(
-            "all final {drain_secs:.1}s after the load stopped; expiries at most {:.1}s late",
-            f.late_max
+            "all final {drain_secs:.1}s after the load stopped; expiries at most {:.1}s late; \
+             {} captures/voids sent after expires_at applied",
+            f.late_max, f.applied_after_expiry
         ),
     );
     row(
