@@ -85,6 +85,11 @@ async fn kill_9_mid_batch_loses_nothing_and_applies_nothing_twice() {
             reference: None,
             accepted_at: Utc::now(),
             batch: None,
+            op: Default::default(),
+            hold_id: None,
+            expires_at: None,
+            reverses: None,
+            reversal_reason: None,
         };
         let ack = nats
             .js

@@ -355,3 +355,7 @@ pub(super) fn decide_reversal(
     *special.reversed.entry(original_id).or_default() += amount;
     Ok((from, to, amount, currency))
 }
+
+#[cfg(test)]
+#[path = "special_tests.rs"]
+mod tests;
