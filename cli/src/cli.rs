@@ -58,6 +58,53 @@ pub enum Command {
     /// Submit a batch file, follow it, list its outcomes.
     #[command(subcommand)]
     Batch(BatchCommand),
+    /// Reserve money now, capture or void it later (or let it expire).
+    #[command(subcommand)]
+    Hold(HoldCommand),
+    /// Reverse a committed transfer, fully or partly (role `reverser`).
+    Reverse(ReverseArgs),
+}
+
+#[derive(Subcommand)]
+pub enum HoldCommand {
+    /// Reserve money on one of your accounts.
+    Create {
+        #[command(flatten)]
+        order: SendArgs,
+        /// Seconds until the hold expires on its own (1..=604800).
+        #[arg(long)]
+        expires_in: u64,
+    },
+    /// Capture a pending hold (all of it, or --amount).
+    Capture {
+        id: Uuid,
+        #[arg(long)]
+        amount: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Void a pending hold: the money is released.
+    Void {
+        id: Uuid,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Show a hold with its captures and voids.
+    Show { id: Uuid },
+}
+
+#[derive(Args)]
+pub struct ReverseArgs {
+    /// The committed transfer to reverse.
+    pub id: Uuid,
+    /// Why (1..=200 characters; kept in the audit trail).
+    #[arg(long)]
+    pub reason: String,
+    /// Default: what is left to reverse.
+    #[arg(long)]
+    pub amount: Option<String>,
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Args)]

@@ -10,6 +10,7 @@ mod auth;
 mod batch;
 mod cli;
 mod error;
+mod hold;
 mod output;
 mod session;
 mod transfer;
@@ -92,5 +93,7 @@ async fn run(cli: Cli, out: Out) -> Result<Outcome, Failure> {
             batch::payments(&ctx, &id, status.map(|s| s.as_str())).await
         }
         Command::Batch(BatchCommand::Example(_)) => Ok(Outcome::Ok),
+        Command::Hold(command) => hold::run(&ctx, command).await,
+        Command::Reverse(args) => hold::reverse(&ctx, args).await,
     }
 }

@@ -92,7 +92,11 @@ pub fn of_applied(
     applied: &Applied,
     traceparents: impl IntoIterator<Item = Option<String>>,
 ) -> ResultBatch {
-    let traceparents: Vec<Option<String>> = traceparents.into_iter().collect();
+    // One per request (the atomic path passes an endless repeat).
+    let traceparents: Vec<Option<String>> = traceparents
+        .into_iter()
+        .take(applied.outcomes.len())
+        .collect();
     let transfers = applied
         .transfers
         .iter()

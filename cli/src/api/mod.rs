@@ -260,6 +260,22 @@ impl Api {
         Ok(self.call(&|| self.get(&path, &[])).await?.body)
     }
 
+    /// `POST path` with an Idempotency-Key (holds, reversals): the JSON answer.
+    pub async fn post_keyed(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> Result<Answer<Value>, Failure> {
+        let build = || self.post_json(path, Some(key), body, true);
+        self.call(&build).await
+    }
+
+    /// `GET path`: the JSON answer.
+    pub async fn get_value(&self, path: &str) -> Result<Value, Failure> {
+        Ok(self.call(&|| self.get(path, &[])).await?.body)
+    }
+
     /// `POST /v1/batches` with a body made by `body` (one per attempt).
     /// No overall timeout: a large file takes as long as it takes, and the
     /// gateway bounds the request itself.
