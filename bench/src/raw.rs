@@ -83,17 +83,17 @@ pub async fn ceiling(
                     .map(|_| {
                         let (from, to) = scenario.pick(&mut rng, world.accounts.len());
                         seq += 1;
-                        TransferRequest {
-                            id: Uuid::new_v4(),
-                            owner: world.users[world.owner_of[from]].id,
-                            idempotency_key: format!("raw-{c}-{seq}"),
-                            from_account: world.accounts[from],
-                            to_account: world.accounts[to],
+                        TransferRequest::transfer(
+                            Uuid::new_v4(),
+                            world.users[world.owner_of[from]].id,
+                            format!("raw-{c}-{seq}"),
+                            world.accounts[from],
+                            world.accounts[to],
                             amount,
-                            currency: "EUR".into(),
-                            reference: None,
-                            accepted_at: Utc::now(),
-                        }
+                            "EUR".into(),
+                            None,
+                            Utc::now(),
+                        )
                     })
                     .collect();
                 let started = Instant::now();

@@ -211,6 +211,7 @@ pub async fn capture(
         (status = 403, response = r::Forbidden),
         (status = 404, response = r::NotFound),
         (status = 409, response = r::Conflict),
+        (status = 413, response = r::TooLarge),
         (status = 422, response = r::Unprocessable),
         (status = 500, response = r::Internal),
     )
