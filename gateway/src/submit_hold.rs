@@ -139,8 +139,12 @@ pub async fn act(
     let mut view = match ledger::holds::get(&state.pool, hold).await? {
         Some(row) if row.owner_id == caller.id => row.view(),
         Some(_) => return Err(not_found(hold)),
+        // Still queued: a capture or void now could overtake the hold (and
+        // be refused for good under this key). `409`: retry shortly.
         None => match publish::pending_command(state, hold).await? {
-            Some(cmd) if cmd.op == Op::HoldCreate && cmd.owner == caller.id => requested_view(&cmd),
+            Some(cmd) if cmd.op == Op::HoldCreate && cmd.owner == caller.id => {
+                return Err(ApiError::InProgress);
+            }
             _ => return Err(not_found(hold)),
         },
     };

@@ -317,3 +317,51 @@ async fn an_expired_hold_is_released_exactly_once() {
     assert_invariants(&stack).await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_captures_voids_and_expiry_end_in_one_final_state() {
+    let stack = Stack::start().await;
+    let alice = stack.login("alice").await;
+    for round in 0..3 {
+        let id = pending_hold(&stack, &alice, &format!("race-{round}"), "30.00", 1).await;
+        let requests = (0..6).map(|i| {
+            let stack = &stack;
+            let alice = &alice;
+            let id = &id;
+            async move {
+                let (op, body) = if i % 2 == 0 {
+                    ("capture", Some(json!({"amount": "10.00"})))
+                } else {
+                    ("void", None)
+                };
+                let path = format!("/v1/holds/{id}/{op}");
+                let key = format!("race-{round}-{i}");
+                stack.post_keyed(alice, &path, &key, body.as_ref()).await.0
+            }
+        });
+        for status in futures::future::join_all(requests).await {
+            assert_eq!(status, 202);
+        }
+        let hold = stack
+            .wait_for(&alice, &format!("/v1/holds/{id}"), |h| {
+                h["status"] != "pending" && h["actions"].as_array().is_some_and(|a| a.len() == 6)
+            })
+            .await;
+        let applied = hold["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"] == "applied")
+            .count();
+        // Exactly one of them won, or the expiry did and none applied.
+        match hold["status"].as_str() {
+            Some("captured" | "voided") => assert_eq!(applied, 1, "{hold}"),
+            Some("expired") => assert_eq!(applied, 0, "{hold}"),
+            other => panic!("unexpected {other:?}: {hold}"),
+        }
+    }
+    let a = account(&stack, &alice, ALICE_EUR).await;
+    assert_eq!(a["held"], "0.00");
+    assert_invariants(&stack).await;
+    stack.stop().await;
+}
