@@ -255,6 +255,12 @@ pub async fn client(load: Arc<Load>, seed: u64) {
         if plan < 24 {
             continue;
         }
+        if plan < 30 {
+            // Captured at once, while the hold may still be in the queue:
+            // answered 409 (resent) until the hold is applied.
+            load.command(&mut rng, idx, Cmd::Capture(None)).await;
+            continue;
+        }
         let Some(view) = load.settled(user, id).await else {
             continue;
         };
