@@ -79,13 +79,13 @@ pub async fn accounts(ctx: &Ctx) -> Result<Outcome, Failure> {
             return "no accounts".into();
         }
         let mut text = format!(
-            "{:<36}  {:<8}  {:>18}  {:>14}",
-            "id", "currency", "balance", "overdraft"
+            "{:<36}  {:<8}  {:>18}  {:>18}  {:>14}",
+            "id", "currency", "balance", "available", "overdraft"
         );
         for a in &accounts {
             text.push_str(&format!(
-                "\n{:<36}  {:<8}  {:>18}  {:>14}",
-                a.id, a.currency, a.balance, a.overdraft_limit
+                "\n{:<36}  {:<8}  {:>18}  {:>18}  {:>14}",
+                a.id, a.currency, a.balance, a.available, a.overdraft_limit
             ));
         }
         text

@@ -21,6 +21,9 @@ pub struct Account {
     pub balance: String,
     #[serde(default)]
     pub overdraft_limit: String,
+    /// Balance minus pending holds (empty from a gateway without holds).
+    #[serde(default)]
+    pub available: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
