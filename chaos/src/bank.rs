@@ -135,6 +135,13 @@ impl Bank {
         Ok(())
     }
 
+    /// The user with the reverser role (contract #17): name and password.
+    pub async fn seed_reverser(&self, seed: u64) -> anyhow::Result<(String, String)> {
+        let (name, password) = ("chaos-rita".to_owned(), format!("chaos-rita-{seed}"));
+        admin::create_user(&self.pool, &name, &password, "reverser").await?;
+        Ok((name, password))
+    }
+
     pub async fn start_services(&mut self) -> anyhow::Result<()> {
         for p in &mut self.processors {
             p.start()?;

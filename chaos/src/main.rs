@@ -3,15 +3,20 @@
 //! Starts private PostgreSQL, NATS and Redis servers and the real gateway,
 //! processor replicas and notifier against them; runs a seeded workload of
 //! transfers, retries, key reuse and invalid requests from many clients with
-//! a WebSocket per user; injects faults one after another; lets the queue
-//! drain; then checks conservation, double entry, overdraft limits,
-//! exactly-once, stable answers and notifications, prints a table and exits
-//! non-zero on any violation.
+//! a WebSocket per user, and alongside it holds (captured, voided, expiring)
+//! and reversals; injects faults one after another; lets the queue drain;
+//! then checks conservation, double entry, overdraft limits, exactly-once,
+//! stable answers and notifications, the holds' and reversals' invariants,
+//! prints a table and exits non-zero on any violation.
 
+mod available;
 mod bank;
 mod check;
 mod faults;
+mod holds;
+mod http;
 mod infra;
+mod reversals;
 mod services;
 mod watch;
 mod workload;
@@ -36,6 +41,8 @@ const RESEND_AFTER_STOP: Duration = Duration::from_secs(60);
 const DRAIN_BOUND: Duration = Duration::from_secs(120);
 /// How long late WebSocket events are waited for before a missing one counts.
 const NOTIFY_WAIT: Duration = Duration::from_secs(30);
+/// Concurrent reverser clients (two or more: reversals race each other).
+const REVERSER_CLIENTS: u64 = 2;
 
 #[derive(Parser, Debug)]
 #[command(about = "Runs the bank under faults and checks that no money is lost or doubled")]
@@ -68,6 +75,10 @@ struct Args {
     /// Keep the run directory (logs, data) even when everything passed.
     #[arg(long)]
     keep: bool,
+    /// Holds (capture, void, expiry) and reversals alongside the transfers,
+    /// and their invariants in the table (`--two-phase false`: transfers only).
+    #[arg(long, env = "CHAOS_TWO_PHASE", action = clap::ArgAction::Set, default_value_t = true)]
+    two_phase: bool,
 }
 
 #[tokio::main]
@@ -110,6 +121,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut bank = Bank::start(&dir, args.processors.max(1)).await?;
     let mut users = workload::users(seed, users_n);
     bank.seed(&mut users).await?;
+    let reverser = if args.two_phase {
+        Some(bank.seed_reverser(seed).await?)
+    } else {
+        None
+    };
     bank.start_services().await?;
     println!(
         "[chaos] private servers and services up in {:.1}s ({})",
@@ -117,9 +133,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         dir.display()
     );
 
-    let load = Arc::new(Load::new(bank.api(), users)?);
+    let load = Arc::new(Load::new(bank.api(), users, reverser)?);
     for u in 0..users_n {
         load.login(u).await?;
+    }
+    if args.two_phase {
+        load.login(load.reverser_index()).await?;
     }
     let seen = Arc::new(Seen::default());
     let watchers: Vec<_> = (0..users_n)
@@ -133,6 +152,17 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             )
         })
         .collect();
+    let mut workers = workers;
+    if args.two_phase {
+        let mix = |k: u64| seed.wrapping_mul(97).wrapping_add(k);
+        for c in 0..(clients / 4).max(2) as u64 {
+            workers.push(tokio::spawn(holds::client(load.clone(), mix(c))));
+        }
+        for c in 0..REVERSER_CLIENTS {
+            workers.push(tokio::spawn(reversals::client(load.clone(), mix(1000 + c))));
+        }
+        workers.push(tokio::spawn(available::sampler(load.clone(), mix(2000))));
+    }
 
     // Faults, one at a time, with the load running.
     let mut injected: BTreeMap<String, u32> = BTreeMap::new();
@@ -169,7 +199,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "[chaos] load stopped after {:.1}s; draining",
         started.elapsed().as_secs_f64()
     );
-    let accepted: Vec<uuid::Uuid> = {
+    let holds_drained = if args.two_phase {
+        Some(check::holds::wait_final(&load, DRAIN_BOUND).await)
+    } else {
+        None
+    };
+    let mut accepted: Vec<uuid::Uuid> = {
         let log = load.log.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         let set: std::collections::HashSet<uuid::Uuid> = log
             .iter()
@@ -178,9 +213,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             .collect();
         set.into_iter().collect()
     };
+    accepted.extend(check::reversals::accepted(&load));
     let stopped = last_fault.elapsed().as_secs_f64();
     let drain = check::drain(&bank, &accepted, DRAIN_BOUND).await?;
-    let mut rows = check::check(&bank, &load, &seen, NOTIFY_WAIT).await?;
+    let mut rows = check::check(&bank, &load, &seen, NOTIFY_WAIT, holds_drained).await?;
     seen.stop.store(true, Ordering::Relaxed);
     for w in watchers {
         let _ = w.await;
@@ -261,6 +297,16 @@ fn print_report(
     line("logical requests", &requests);
     for (k, n) in &kinds {
         line(&format!("  {k}"), n);
+    }
+    if let (Ok(holds), Ok(revs)) = (load.holds.lock(), load.reversals.lock())
+        && !(holds.is_empty() && revs.is_empty())
+    {
+        line("hold requests", &holds.len());
+        line(
+            "  captures and voids",
+            &holds.iter().map(|h| h.cmds.len()).sum::<usize>(),
+        );
+        line("reversal requests", &revs.len());
     }
     line("HTTP requests sent", &c.attempts.load(Ordering::Relaxed));
     line("  answered 202", &c.accepted.load(Ordering::Relaxed));

@@ -25,6 +25,8 @@ const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 pub struct Seen {
     /// Transfers each user saw committed.
     pub committed: Mutex<HashMap<usize, HashSet<Uuid>>>,
+    /// Holds each user saw in a final state (`hold.updated`).
+    pub holds_final: Mutex<HashMap<usize, HashSet<Uuid>>>,
     /// Time of each user's last `resync` (everything committed before it
     /// counts as delivered: the page reloads its state).
     pub resyncs: Mutex<HashMap<usize, chrono::DateTime<chrono::Utc>>>,
@@ -98,6 +100,20 @@ pub async fn watch(load: Arc<Load>, seen: Arc<Seen>, ws_url: String, user: usize
                         && let Ok(mut c) = seen.committed.lock()
                     {
                         c.entry(user).or_default().insert(id);
+                    }
+                }
+                Some("hold.updated")
+                    if !matches!(
+                        v["hold"]["status"].as_str(),
+                        None | Some("requested" | "pending")
+                    ) =>
+                {
+                    if let Some(id) = v["hold"]["id"]
+                        .as_str()
+                        .and_then(|s| Uuid::parse_str(s).ok())
+                        && let Ok(mut h) = seen.holds_final.lock()
+                    {
+                        h.entry(user).or_default().insert(id);
                     }
                 }
                 _ => {}

@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shared::backoff::Backoff;
 use testkit::SplitMix64 as Rng;
 use uuid::Uuid;
+
+use crate::holds::HoldRec;
+use crate::http::Answer;
+use crate::reversals::RevRec;
 
 pub const CURRENCIES: [&str; 2] = ["EUR", "USD"];
 /// Every account starts with this much (in cents).
@@ -26,18 +29,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle connections kept per host: one per client and then some.
 const POOL_IDLE_PER_HOST: usize = 256;
-/// Login retries while the gateway is down (a restart takes seconds), and
-/// the pause between them: together a minute.
-const LOGIN_ATTEMPTS: usize = 300;
-const LOGIN_RETRY_INTERVAL: Duration = Duration::from_millis(200);
-/// Resend back-off: the first pause, and the longest (a careful client
-/// retries within a second or so once the bank is back).
-const RESEND_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
-const RESEND_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// The longest `Retry-After` honoured: the checker's outages are short, and
-/// a client that waits longer only slows the drain down.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(2);
-
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
@@ -99,7 +90,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn transient(&self, cause: &str) {
+    pub fn transient(&self, cause: &str) {
         if let Ok(mut m) = self.transient.lock() {
             *m.entry(cause.to_owned()).or_default() += 1;
         }
@@ -111,8 +102,19 @@ pub struct Load {
     pub http: reqwest::Client,
     pub users: Vec<User>,
     pub hot: usize,
-    tokens: RwLock<Vec<String>>,
+    /// One token per user, then the reverser's (see `reverser_index`).
+    pub(crate) tokens: RwLock<Vec<String>>,
+    /// The reverser's name and password, when the two-phase workload runs.
+    pub reverser: Option<(String, String)>,
     pub log: Mutex<Vec<Request>>,
+    /// Holds and the commands sent for them (`holds`).
+    pub holds: Mutex<Vec<HoldRec>>,
+    /// Reversals sent (`reversals`).
+    pub reversals: Mutex<Vec<RevRec>>,
+    /// Account reads during the run that broke available = balance - held
+    /// >= -overdraft, and how many reads there were.
+    pub available_bad: Mutex<Vec<String>>,
+    pub available_reads: AtomicU64,
     pub counts: Counts,
     /// No new requests after this (requests in progress still finish).
     pub stop: AtomicBool,
@@ -121,7 +123,11 @@ pub struct Load {
 }
 
 impl Load {
-    pub fn new(api: String, users: Vec<User>) -> anyhow::Result<Self> {
+    pub fn new(
+        api: String,
+        users: Vec<User>,
+        reverser: Option<(String, String)>,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -131,132 +137,58 @@ impl Load {
         Ok(Self {
             api,
             http,
-            tokens: RwLock::new(vec![String::new(); users.len()]),
+            tokens: RwLock::new(vec![String::new(); users.len() + 1]),
             users,
             hot,
+            reverser,
             log: Mutex::new(Vec::new()),
+            holds: Mutex::new(Vec::new()),
+            reversals: Mutex::new(Vec::new()),
+            available_bad: Mutex::new(Vec::new()),
+            available_reads: AtomicU64::new(0),
             counts: Counts::default(),
             stop: AtomicBool::new(false),
             deadline: Mutex::new(None),
         })
     }
 
-    pub fn token(&self, user: usize) -> String {
-        self.tokens
-            .read()
-            .map(|t| t[user].clone())
-            .unwrap_or_default()
+    /// The token slot of the reverser (after the customers').
+    pub fn reverser_index(&self) -> usize {
+        self.users.len()
     }
 
-    /// Logs `user` in (again), retrying while the gateway is unavailable.
-    pub async fn login(&self, user: usize) -> anyhow::Result<()> {
-        let u = &self.users[user];
-        for _ in 0..LOGIN_ATTEMPTS {
-            if let Ok(login) = testkit::login(&self.http, &self.api, &u.name, &u.password).await {
-                if let Ok(mut tokens) = self.tokens.write() {
-                    tokens[user] = login.access_token;
-                }
-                return Ok(());
-            }
-            tokio::time::sleep(LOGIN_RETRY_INTERVAL).await;
+    pub(crate) fn credentials(&self, user: usize) -> (String, String) {
+        match self.users.get(user) {
+            Some(u) => (u.name.clone(), u.password.clone()),
+            None => self.reverser.clone().unwrap_or_default(),
         }
-        anyhow::bail!("cannot log in as {}", u.name)
     }
 
-    fn past_deadline(&self) -> bool {
-        self.deadline
-            .lock()
-            .ok()
-            .and_then(|d| *d)
-            .is_some_and(|d| Instant::now() > d)
-    }
-
-    /// Sends request `idx` until it gets a definitive answer (or the deadline).
+    /// Sends transfer request `idx` until it gets a definitive answer (or
+    /// the deadline) and records the answer.
     pub async fn send(&self, idx: usize) {
         let (user, key, body) = match self.log.lock() {
             Ok(log) => (log[idx].user, log[idx].key.clone(), log[idx].body.clone()),
             Err(_) => return,
         };
-        let mut backoff = Backoff::new(RESEND_BACKOFF_INITIAL, RESEND_BACKOFF_MAX);
-        loop {
-            self.counts.attempts.fetch_add(1, Ordering::Relaxed);
-            let sent = self
-                .http
-                .post(format!("{}/v1/transfers", self.api))
-                .bearer_auth(self.token(user))
-                .header("idempotency-key", &key)
-                .json(&body)
-                .send()
-                .await;
-            let retry_after = match sent {
-                Err(e) => {
-                    let cause = if e.is_connect() {
-                        "connection refused"
-                    } else if e.is_timeout() {
-                        "timeout"
-                    } else {
-                        "connection lost"
-                    };
-                    self.counts.transient(cause);
-                    None
+        let answer = self.post(user, "/v1/transfers", &key, &body).await;
+        let Ok(mut log) = self.log.lock() else { return };
+        let r = &mut log[idx];
+        match answer {
+            Answer::Accepted(v) => {
+                let id = v["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+                r.ids.push(id.unwrap_or_default());
+                let st = v["status"].as_str().unwrap_or("");
+                if st != "pending" {
+                    r.statuses.push(st.to_owned());
                 }
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let retry_after = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok());
-                    let v: Value = r.json().await.unwrap_or(Value::Null);
-                    match status {
-                        200..=202 => {
-                            self.counts.accepted.fetch_add(1, Ordering::Relaxed);
-                            let id = v["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
-                            let st = v["status"].as_str().unwrap_or("").to_owned();
-                            if let Ok(mut log) = self.log.lock() {
-                                let r = &mut log[idx];
-                                r.ids.push(id.unwrap_or_default());
-                                if st != "pending" {
-                                    r.statuses.push(st);
-                                }
-                                r.answered = true;
-                            }
-                            return;
-                        }
-                        401 => {
-                            self.counts.transient("401 (token renewed)");
-                            let _ = self.login(user).await;
-                            None
-                        }
-                        408 | 409 | 429 => {
-                            self.counts.transient(&status.to_string());
-                            retry_after
-                        }
-                        400..=499 => {
-                            self.counts.refused.fetch_add(1, Ordering::Relaxed);
-                            if let Ok(mut log) = self.log.lock() {
-                                log[idx].refusals.push(status);
-                                log[idx].answered = true;
-                            }
-                            return;
-                        }
-                        _ => {
-                            self.counts.transient(&status.to_string());
-                            retry_after
-                        }
-                    }
-                }
-            };
-            if self.past_deadline() {
-                return;
+                r.answered = true;
             }
-            // The back-off grows on every resend, also when the server's
-            // Retry-After decides this one wait.
-            let delay = backoff.next_delay();
-            let wait = retry_after
-                .map(|s| Duration::from_secs(s).min(RETRY_AFTER_MAX))
-                .unwrap_or(delay);
-            tokio::time::sleep(wait).await;
+            Answer::Refused(status) => {
+                r.refusals.push(status);
+                r.answered = true;
+            }
+            Answer::Unanswered => {}
         }
     }
 

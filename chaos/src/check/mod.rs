@@ -17,10 +17,30 @@ use crate::workload::Load;
 
 mod bookkeeping;
 mod drain;
+mod hold_ledger;
+pub mod holds;
 mod notify;
 mod requests;
+pub mod reversals;
 
 pub use drain::drain;
+
+/// Reads of one resource the checks make before calling it unreadable.
+const READ_ATTEMPTS: usize = 5;
+const READ_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+
+/// `GET path` as `user`: the body of a 200; `None` for a 404 or when every
+/// attempt failed.
+async fn read(load: &Load, user: usize, path: &str) -> Option<serde_json::Value> {
+    for _ in 0..READ_ATTEMPTS {
+        match load.get(user, path).await {
+            Some((200, v)) => return Some(v),
+            Some((404, _)) => return None,
+            _ => tokio::time::sleep(READ_RETRY_INTERVAL).await,
+        }
+    }
+    None
+}
 
 pub struct Row {
     pub name: String,
@@ -68,19 +88,35 @@ async fn stored(bank: &Bank, owners: &[Uuid]) -> anyhow::Result<Vec<Stored>> {
     .await?)
 }
 
-/// Every check, as table rows.
+/// Every check, as table rows. `holds_drained`: the seconds the holds took
+/// to be final after the load stopped, when the two-phase workload ran.
 pub async fn check(
     bank: &Bank,
     load: &Load,
     seen: &Seen,
     notify_wait: Duration,
+    holds_drained: Option<f64>,
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let owners: Vec<Uuid> = load.users.iter().map(|u| u.id).collect();
 
     bookkeeping::check(bank, load, &mut rows).await?;
     let stored = stored(bank, &owners).await?;
-    requests::against_requests(load, &stored, &mut rows)?;
-    notify::check(load, seen, &stored, notify_wait, &mut rows).await;
+    // Captures and reversals are transfers nobody sent as such.
+    let mut explained = std::collections::HashSet::new();
+    let mut reversed = Vec::new();
+    let mut finals = Vec::new();
+    if let Some(secs) = holds_drained {
+        let h = holds::check(bank, load, secs, &mut rows).await?;
+        explained.extend(h.captures);
+        finals = h.finals;
+        reversed = reversals::check(bank, load, &mut rows).await?;
+        explained.extend(reversed.iter().map(|r| r.id));
+    }
+    requests::against_requests(load, &stored, &explained, &mut rows)?;
+    notify::check(load, seen, &stored, &reversed, notify_wait, &mut rows).await;
+    if holds_drained.is_some() {
+        notify::holds(load, seen, &finals, notify_wait, &mut rows).await;
+    }
     Ok(rows)
 }

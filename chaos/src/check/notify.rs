@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::reversals::Committed;
 use super::{Row, Stored, row};
 use crate::watch::Seen;
 use crate::workload::Load;
@@ -19,6 +21,7 @@ pub async fn check(
     load: &Load,
     seen: &Seen,
     stored: &[Stored],
+    reversed: &[Committed],
     notify_wait: Duration,
     rows: &mut Vec<Row>,
 ) {
@@ -34,10 +37,14 @@ pub async fn check(
         .enumerate()
         .flat_map(|(i, u)| u.accounts.iter().map(move |a| (*a, i)))
         .collect();
+    let expected = expected(stored, reversed, &user_of, &account_user);
     let deadline = Instant::now() + notify_wait;
     let mut missing: Vec<String>;
     loop {
-        missing = missing_notifications(load, seen, stored, &user_of, &account_user);
+        missing = missing_notifications(seen, &expected)
+            .into_iter()
+            .map(|(id, u)| format!("{id} not pushed to {}", load.users[u].name))
+            .collect();
         if missing.is_empty() || Instant::now() > deadline {
             break;
         }
@@ -56,16 +63,15 @@ pub async fn check(
     );
 }
 
-fn missing_notifications(
-    load: &Load,
-    seen: &Seen,
+/// Each committed transfer, its owners (payer and payee) and when it was
+/// processed; a reversal's owners are those of its original.
+fn expected(
     stored: &[Stored],
+    reversed: &[Committed],
     user_of: &HashMap<Uuid, usize>,
     account_user: &HashMap<Uuid, usize>,
-) -> Vec<String> {
-    let mut missing = Vec::new();
-    let seen_map = seen.committed.lock().unwrap_or_else(|e| e.into_inner());
-    let resyncs = seen.resyncs.lock().unwrap_or_else(|e| e.into_inner());
+) -> Vec<(Uuid, Vec<usize>, DateTime<Utc>)> {
+    let mut out = Vec::new();
     for s in stored.iter().filter(|s| s.status == "committed") {
         let mut who = vec![user_of[&s.owner]];
         if let Some(&payee) = account_user.get(&s.to_account)
@@ -73,13 +79,82 @@ fn missing_notifications(
         {
             who.push(payee);
         }
-        for u in who {
-            let saw = seen_map.get(&u).is_some_and(|set| set.contains(&s.id));
-            let covered = resyncs.get(&u).is_some_and(|t| *t > s.processed_at);
+        out.push((s.id, who, s.processed_at));
+    }
+    for r in reversed {
+        let mut who: Vec<usize> = r
+            .accounts
+            .iter()
+            .filter_map(|a| account_user.get(a).copied())
+            .collect();
+        who.dedup();
+        out.push((r.id, who, r.processed_at));
+    }
+    out
+}
+
+/// (transfer, user) pairs where the user neither saw the commit nor
+/// resynced after it.
+fn missing_notifications(
+    seen: &Seen,
+    expected: &[(Uuid, Vec<usize>, DateTime<Utc>)],
+) -> Vec<(Uuid, usize)> {
+    let mut missing = Vec::new();
+    let seen_map = seen.committed.lock().unwrap_or_else(|e| e.into_inner());
+    let resyncs = seen.resyncs.lock().unwrap_or_else(|e| e.into_inner());
+    for (id, who, processed_at) in expected {
+        for &u in who {
+            let saw = seen_map.get(&u).is_some_and(|set| set.contains(id));
+            let covered = resyncs.get(&u).is_some_and(|t| t > processed_at);
             if !saw && !covered {
-                missing.push(format!("{} not pushed to {}", s.id, load.users[u].name));
+                missing.push((*id, u));
             }
         }
     }
     missing
+}
+
+/// Each hold's owner saw it final (`hold.updated`) or resynced after it,
+/// waiting up to `notify_wait` for late events.
+pub async fn holds(
+    load: &Load,
+    seen: &Seen,
+    finals: &[(Uuid, usize, DateTime<Utc>)],
+    notify_wait: Duration,
+    rows: &mut Vec<Row>,
+) {
+    let deadline = Instant::now() + notify_wait;
+    let mut missing = missing_holds(seen, finals);
+    while !missing.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(POLL_INTERVAL).await;
+        missing = missing_holds(seen, finals);
+    }
+    let missing: Vec<String> = missing
+        .iter()
+        .map(|(id, u)| {
+            format!(
+                "hold {id} final state not pushed to {}",
+                load.users[*u].name
+            )
+        })
+        .collect();
+    row(
+        rows,
+        "notifications: each hold's owner saw its final state",
+        &missing,
+        format!("{} final holds pushed (or resynced)", finals.len()),
+    );
+}
+
+fn missing_holds(seen: &Seen, finals: &[(Uuid, usize, DateTime<Utc>)]) -> Vec<(Uuid, usize)> {
+    let seen_map = seen.holds_final.lock().unwrap_or_else(|e| e.into_inner());
+    let resyncs = seen.resyncs.lock().unwrap_or_else(|e| e.into_inner());
+    finals
+        .iter()
+        .filter(|(id, u, at)| {
+            !seen_map.get(u).is_some_and(|s| s.contains(id))
+                && resyncs.get(u).is_none_or(|t| t <= at)
+        })
+        .map(|(id, u, _)| (*id, *u))
+        .collect()
 }
