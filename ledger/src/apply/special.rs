@@ -309,6 +309,13 @@ fn pending_hold<'a>(
     if !hold.is_pending() {
         return Err(RejectReason::HoldNotPending);
     }
+    // A capture or void asked for once the hold's time was up is refused
+    // even if the expiry command has not been applied yet: the customer's
+    // answer must not depend on when the scan runs. The hold stays held
+    // until its expiry command releases it (exactly once, as always).
+    if r.op != Op::HoldExpire && r.accepted_at >= hold.expires_at {
+        return Err(RejectReason::HoldNotPending);
+    }
     Ok(hold)
 }
 

@@ -226,3 +226,27 @@ fn a_reversal_needs_the_payees_money() {
     );
     assert!(acc.values().all(|a| !a.changed));
 }
+
+#[test]
+fn a_capture_or_void_asked_after_expiry_is_refused_and_moves_nothing() {
+    for op in [Op::HoldCapture, Op::HoldVoid] {
+        let (mut special, mut acc) = held("40");
+        let hold = Uuid::from_u128(50);
+        if let Some(h) = special.holds.get_mut(&hold) {
+            h.expires_at = Utc::now() - chrono::TimeDelta::seconds(1);
+        }
+        let late = action(op, 60, 50, "40");
+        let refused = if op == Op::HoldCapture {
+            decide_capture(&late, &mut special, &mut acc, Utc::now()).err()
+        } else {
+            decide_release(&late, &mut special, &mut acc, Utc::now()).err()
+        };
+        assert_eq!(refused, Some(RejectReason::HoldNotPending), "{op:?}");
+        // Still held, nothing moved: the expiry command releases it.
+        assert_eq!(row(&acc, 1).held, d("40"), "{op:?}");
+        assert_eq!(row(&acc, 1).balance, d("100"), "{op:?}");
+        let expiry = action(Op::HoldExpire, 61, 50, "0");
+        assert_eq!(decide_release(&expiry, &mut special, &mut acc, Utc::now()), Ok(()));
+        assert_eq!(row(&acc, 1).held, d("0"), "{op:?}");
+    }
+}
