@@ -95,6 +95,8 @@ pub async fn create(
         accepted_at,
         None,
     );
+    // New work only while the queue clears within the budget (as transfers).
+    state.backlog.admit()?;
     cmd.op = Op::HoldCreate;
     cmd.expires_at = Some(accepted_at + TimeDelta::seconds(i64::from(seconds)));
     match publish::transfer(state, &cmd).await? {
@@ -192,6 +194,7 @@ pub async fn act(
         amount: amount.map(|a| format_money(a, &cmd.currency)),
         created_at: cmd.accepted_at,
     };
+    state.backlog.admit()?;
     let replayed = match publish::transfer(state, &cmd).await? {
         Published::New => false,
         Published::AlreadyThere => {

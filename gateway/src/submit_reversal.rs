@@ -111,6 +111,8 @@ pub async fn submit(
             .sum();
         view.amount = format_money(orig.amount - done, &orig.currency);
     }
+    // New work only while the queue clears within the budget (as transfers).
+    state.backlog.admit()?;
     match publish::transfer(state, &cmd).await? {
         Published::New => Ok((answer(&view, false), id)),
         Published::AlreadyThere => match publish::pending_command(state, id).await? {

@@ -74,7 +74,11 @@ async fn each_service_role_has_only_its_grants() {
     );
     // Its own password change, but never a role.
     assert_eq!(
-        sqlstate(&gw, "UPDATE users SET password_hash = password_hash WHERE false").await,
+        sqlstate(
+            &gw,
+            "UPDATE users SET password_hash = password_hash WHERE false"
+        )
+        .await,
         None
     );
     assert_eq!(

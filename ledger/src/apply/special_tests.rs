@@ -246,7 +246,10 @@ fn a_capture_or_void_asked_after_expiry_is_refused_and_moves_nothing() {
         assert_eq!(row(&acc, 1).held, d("40"), "{op:?}");
         assert_eq!(row(&acc, 1).balance, d("100"), "{op:?}");
         let expiry = action(Op::HoldExpire, 61, 50, "0");
-        assert_eq!(decide_release(&expiry, &mut special, &mut acc, Utc::now()), Ok(()));
+        assert_eq!(
+            decide_release(&expiry, &mut special, &mut acc, Utc::now()),
+            Ok(())
+        );
         assert_eq!(row(&acc, 1).held, d("0"), "{op:?}");
     }
 }
