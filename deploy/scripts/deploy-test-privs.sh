@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # dc, check, SECRETS_DIR...: set by deploy-test.sh
 # Sourced by deploy-test.sh (after the transfer through the edge, which ran
 # with these users): least privilege between the services, live. Uses its
 # check(), dc(), ip_of() and SECRETS_DIR. Each refusal is printed as the

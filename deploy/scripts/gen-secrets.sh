@@ -65,7 +65,8 @@ write jwt_secret "$(rand_hex 32)"
 write grafana_admin_password "$(rand_hex 16)"
 
 # A PostgreSQL role, Redis ACL user and NATS user per service (and redis_users.acl).
-"$(dirname "$0")/gen-service-creds.sh" $([[ $force == 1 ]] && echo --force) "$dir"
+creds_args=("$dir"); [[ $force == 1 ]] && creds_args=(--force "$dir")
+"$(dirname "$0")/gen-service-creds.sh" "${creds_args[@]}"
 
 # TLS between the services and at the edge (production): a CA and certificates.
 certs_args=("$dir"); [[ $force == 1 ]] && certs_args+=(--force)

@@ -59,8 +59,12 @@ done
 # CONFIG, DEBUG, CLIENT KILL… whatever the categories before allowed.
 common="-@all +@connection +@read"
 safe="-@dangerous -@admin"
+# Read by name below (${!rules}), which shellcheck cannot follow.
+# shellcheck disable=SC2034
 acl_gateway="resetkeys ~bank:rl:* ~bank:login:* ~bank:revoked* %R~bank:relayed:* resetchannels &bank:revoked* $common +@write +@scripting +time +publish +subscribe $safe"
+# shellcheck disable=SC2034
 acl_processor="resetkeys ~bank:epoch ~bank:seq ~bank:ev:* ~bank:relayed:* resetchannels &bank:events $common +@write +@scripting +time +publish $safe"
+# shellcheck disable=SC2034
 acl_notifier="resetkeys ~bank:epoch %R~bank:seq %R~bank:ev:* %R~bank:revoked* resetchannels &bank:events &bank:revoked* $common +set +subscribe +psubscribe +unsubscribe +punsubscribe $safe"
 acl="user default off resetpass resetkeys resetchannels -@all
 user admin on >${redis_admin} ~* &* +@all"
