@@ -57,15 +57,18 @@ done
 # Redis: key patterns, channels and command categories per user (prefix
 # `bank`, REDIS_PREFIX). `-@dangerous -@admin` last: no FLUSHALL, KEYS,
 # CONFIG, DEBUG, CLIENT KILL… whatever the categories before allowed.
+# Revocations (shared/src/revocation.rs): keys bank:revoked:sid:*,
+# bank:revoked-before:user:*, the index bank:revocations:index (written in
+# MULTI/EXEC by the gateway), announced on the channel bank:revocations.
 common="-@all +@connection +@read"
 safe="-@dangerous -@admin"
 # Read by name below (${!rules}), which shellcheck cannot follow.
 # shellcheck disable=SC2034
-acl_gateway="resetkeys ~bank:rl:* ~bank:login:* ~bank:revoked* %R~bank:relayed:* resetchannels &bank:revoked* $common +@write +@scripting +time +publish +subscribe $safe"
+acl_gateway="resetkeys ~bank:rl:* ~bank:login:* ~bank:revoked* ~bank:revocations:* %R~bank:relayed:* resetchannels &bank:revocations $common +@write +@scripting +@transaction +time +publish +subscribe $safe"
 # shellcheck disable=SC2034
 acl_processor="resetkeys ~bank:epoch ~bank:seq ~bank:ev:* ~bank:relayed:* resetchannels &bank:events $common +@write +@scripting +time +publish $safe"
 # shellcheck disable=SC2034
-acl_notifier="resetkeys ~bank:epoch %R~bank:seq %R~bank:ev:* %R~bank:revoked* resetchannels &bank:events &bank:revoked* $common +set +subscribe +psubscribe +unsubscribe +punsubscribe $safe"
+acl_notifier="resetkeys ~bank:epoch %R~bank:seq %R~bank:ev:* %R~bank:revoked* %R~bank:revocations:* resetchannels &bank:events &bank:revocations $common +set +subscribe +psubscribe +unsubscribe +punsubscribe $safe"
 acl="user default off resetpass resetkeys resetchannels -@all
 user admin on >${redis_admin} ~* &* +@all"
 for svc in gateway processor notifier; do
