@@ -75,7 +75,7 @@ deploy-check:
 	deploy/scripts/lint-deploy.sh
 	deploy/scripts/test-backup-restore.sh
 
-test: services lint test-rust test-web e2e fuzz-short chaos-short bench-quick deploy-check deploy-test
+test: services lint test-rust test-web e2e fuzz-short chaos-short bench-quick deploy-check security-scan deploy-test
 	@echo "make test: all green"
 
 clean:
