@@ -153,7 +153,7 @@ pub async fn set_user_disabled(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
-            let mut conn = redis::Client::open(redis_url)?
+            let mut conn = shared::tls::redis_client(redis_url)?
                 .get_multiplexed_async_connection()
                 .await
                 .context("Redis (the user is disabled in PostgreSQL; run again to end its access tokens)")?;

@@ -323,7 +323,7 @@ async fn follow(this: Revocations, redis_url: String, mut shutdown: Shutdown) {
 /// One subscription: returns why it ended.
 async fn follow_once(this: &Revocations, redis_url: &str) -> String {
     let result: redis::RedisResult<()> = async {
-        let client = redis::Client::open(redis_url)?;
+        let client = crate::tls::redis_client(redis_url)?;
         let mut pubsub = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub())
             .await
             .map_err(timeout)??;
