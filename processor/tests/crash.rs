@@ -2,7 +2,9 @@
 //! restart with two replicas: every transfer reaches a final state, none is
 //! applied twice, and the ledger's invariants hold.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{count, spawn_processor};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -14,32 +16,6 @@ use testkit::{TestDb, TestNats, TestRedis};
 use uuid::Uuid;
 
 const TRANSFERS: usize = 1000;
-
-fn spawn_processor(db: &TestDb, nats: &TestNats, redis: &TestRedis) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_processor"))
-        .env("DATABASE_URL", &db.url)
-        .env("NATS_URL", testkit::nats_url())
-        .env("NATS_PREFIX", &nats.prefix)
-        .env("REDIS_URL", testkit::redis_url())
-        .env("REDIS_PREFIX", &redis.prefix)
-        .env("PROCESSOR_ADDR", "127.0.0.1:0")
-        .env("PROCESSOR_WORKERS", "2")
-        // Small batches so that the kill lands between commits.
-        .env("PROCESSOR_BATCH_MAX", "20")
-        .env("CONSUMER_ACK_WAIT_MS", "2000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the processor binary")
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&db.pool)
-        .await
-        .expect("count")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_batch_loses_nothing_and_applies_nothing_twice() {
@@ -58,7 +34,7 @@ async fn kill_9_mid_batch_loses_nothing_and_applies_nothing_twice() {
     let alice_eur = Uuid::from_str("a11ce000-0000-4000-8000-000000000001").unwrap();
     let bob_eur = Uuid::from_str("b0b00000-0000-4000-8000-000000000001").unwrap();
 
-    let mut first = spawn_processor(&db, &nats, &redis);
+    let mut first = spawn_processor(&db, &nats, &redis, &[]);
     // Two hot accounts in both directions; some transfers overdraw.
     let mut acks = Vec::new();
     for i in 0..TRANSFERS {
@@ -117,8 +93,8 @@ async fn kill_9_mid_batch_loses_nothing_and_applies_nothing_twice() {
 
     // Restart as two replicas sharing the durable consumer.
     let mut replicas = vec![
-        spawn_processor(&db, &nats, &redis),
-        spawn_processor(&db, &nats, &redis),
+        spawn_processor(&db, &nats, &redis, &[]),
+        spawn_processor(&db, &nats, &redis, &[]),
     ];
     let user_rows = "SELECT count(*) FROM transfers WHERE owner_id IN (SELECT id FROM users WHERE username IN ('alice', 'bob'))";
     testkit::eventually(

@@ -2,7 +2,9 @@
 //! restart with two replicas: every hold ends expired exactly once, no
 //! money moved, nothing stays held, and the ledger's invariants hold.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{count, spawn_processor};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,32 +17,6 @@ use testkit::{TestDb, TestNats, TestRedis};
 use uuid::Uuid;
 
 const HOLDS: usize = 300;
-
-fn spawn_processor(db: &TestDb, nats: &TestNats, redis: &TestRedis) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_processor"))
-        .env("DATABASE_URL", &db.url)
-        .env("NATS_URL", testkit::nats_url())
-        .env("NATS_PREFIX", &nats.prefix)
-        .env("REDIS_URL", testkit::redis_url())
-        .env("REDIS_PREFIX", &redis.prefix)
-        .env("PROCESSOR_ADDR", "127.0.0.1:0")
-        .env("PROCESSOR_WORKERS", "2")
-        .env("PROCESSOR_BATCH_MAX", "20")
-        .env("PROCESSOR_HOLD_EXPIRY_INTERVAL_MS", "50")
-        .env("CONSUMER_ACK_WAIT_MS", "2000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the processor binary")
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&db.pool)
-        .await
-        .expect("count")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_holds_expire_releases_each_once() {
@@ -55,7 +31,12 @@ async fn kill_9_while_holds_expire_releases_each_once() {
     let alice_eur = Uuid::from_str("a11ce000-0000-4000-8000-000000000001").unwrap();
     let bob_eur = Uuid::from_str("b0b00000-0000-4000-8000-000000000001").unwrap();
 
-    let mut first = spawn_processor(&db, &nats, &redis);
+    let mut first = spawn_processor(
+        &db,
+        &nats,
+        &redis,
+        &[("PROCESSOR_HOLD_EXPIRY_INTERVAL_MS", "50")],
+    );
     let mut acks = Vec::new();
     for i in 0..HOLDS {
         let key = IdempotencyKey::parse(&format!("hold-{i}")).unwrap();
@@ -103,8 +84,18 @@ async fn kill_9_while_holds_expire_releases_each_once() {
     eprintln!("killed with {at_kill} holds expired");
 
     let mut replicas = vec![
-        spawn_processor(&db, &nats, &redis),
-        spawn_processor(&db, &nats, &redis),
+        spawn_processor(
+            &db,
+            &nats,
+            &redis,
+            &[("PROCESSOR_HOLD_EXPIRY_INTERVAL_MS", "50")],
+        ),
+        spawn_processor(
+            &db,
+            &nats,
+            &redis,
+            &[("PROCESSOR_HOLD_EXPIRY_INTERVAL_MS", "50")],
+        ),
     ];
     testkit::eventually(Duration::from_secs(90), "every hold to expire", || async {
         (count(&db, "SELECT count(*) FROM holds WHERE status = 'expired'").await == HOLDS as i64)
