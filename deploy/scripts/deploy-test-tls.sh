@@ -116,3 +116,39 @@ check "prod: Redis over TLS with the CA; its plaintext port is 0" \
   "$([[ $out == "port 0 tls-port 6379" ]] && echo ok || echo "$out")"
 clients=$(tls_redis client list | grep -c 'cmd=' || true)
 echo "  connected clients (all on the TLS port): $clients"
+
+# --- Least privilege, again on the production stack (over TLS) ----------------
+# deploy-test-privs.sh shows every refusal on the dev stack; the prod overlay
+# runs the same users, so the two the issue names are repeated here, over TLS.
+say "prod: the gateway's NATS user and PostgreSQL role, refused over TLS"
+out=$(python3 - "$nats_ip" "$tls_ca" "$(cat "$SECRETS_DIR/nats_gateway_password")" <<'PY' || true
+import json, socket, ssl, sys
+host, ca, password = sys.argv[1:4]
+raw = socket.create_connection((host, 4222), timeout=5)
+raw.recv(4096)  # INFO, in plaintext; then the TLS handshake (NATS 2.9)
+ctx = ssl.create_default_context(cafile=ca)
+s = ctx.wrap_socket(raw, server_hostname="nats")
+hello = {"user": "gateway", "pass": password, "verbose": False, "pedantic": False}
+s.sendall(("CONNECT " + json.dumps(hello) + "\r\nSUB bank.transfers.cmd.> 1\r\nPING\r\n").encode())
+s.settimeout(3)
+out = b""
+try:
+    while b"PONG" not in out:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except (socket.timeout, OSError):
+    pass
+print(s.version(), out.decode(errors="replace").replace("\r", ""))
+PY
+)
+echo "$out" | grep -m1 -- '-ERR' | sed 's/^/  nats (TLS) gateway SUB bank.transfers.cmd.>: /' || true
+check "prod: over TLS the gateway's NATS user cannot subscribe to the command subjects" \
+  "$(grep -q 'Permissions Violation for Subscription' <<<"$out" && grep -q TLSv1 <<<"$out" && echo ok || echo "$out")"
+out=$(docker exec -e PGPASSWORD="$(cat "$SECRETS_DIR/pg_gateway_password")" -e PGSSLMODE=require \
+  "$(dc_prod ps -q postgres)" psql -XAtq -h 127.0.0.1 -U bank_gateway -d bank \
+  -c "INSERT INTO entries (transfer_id, account_id, amount, balance_after) SELECT id, id, 1, 1 FROM transfers LIMIT 1" 2>&1 || true)
+echo "  postgres (TLS) bank_gateway INSERT INTO entries: $out"
+check "prod: over TLS the gateway's PostgreSQL role cannot INSERT INTO entries" \
+  "$(grep -q 'permission denied for table entries' <<<"$out" && echo ok || echo "$out")"
