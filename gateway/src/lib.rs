@@ -86,26 +86,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
     let pool =
         ledger::pool(&config.database_url, config.database_connections).context("DATABASE_URL")?;
     ledger::report_pool_metrics(pool.clone());
-    // Per-service user (NATS_URL's user:password or NATS_USER/NATS_PASSWORD)
-    // and reply prefix: the
-    // server's permissions (deploy/nats/users.conf) depend on both.
-    let (credentials, nats_addr) = shared::config::nats_credentials(&config.nats_url)?;
-    let mut nats_options = shared::tls::nats_options(async_nats::ConnectOptions::new())
-        .name("gateway")
-        .custom_inbox_prefix(&config.nats_inbox_prefix);
-    if let Some((user, password)) = credentials {
-        nats_options = nats_options.user_and_password(user, password);
-    }
-    let nats = nats_options
-        .retry_on_initial_connect()
-        .connect(&nats_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "connect to NATS at {}",
-                shared::config::redact_url(&config.nats_url)
-            )
-        })?;
+    let nats =
+        shared::tls::nats_connect("gateway", &config.nats_url, &config.nats_inbox_prefix).await?;
     let js = jetstream::context::ContextBuilder::new()
         .timeout(config.publish_timeout)
         .max_ack_inflight(config.publish_inflight_max)

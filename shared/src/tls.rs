@@ -74,6 +74,45 @@ pub fn redis_client_with(url: &str, ca: Option<PathBuf>) -> redis::RedisResult<r
     )
 }
 
+/// Why a service could not connect to NATS.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsConnectError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// `url` has its password redacted.
+    #[error("connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+}
+
+/// Connects a service to NATS as the server's permissions expect it
+/// (deploy/nats/users.conf): its own user (the URL's `user:password`, or
+/// `NATS_USER`/`NATS_PASSWORD`), its own reply-inbox prefix, TLS when
+/// `NATS_CA_FILE` is set; retries until the server first answers.
+pub async fn nats_connect(
+    name: &str,
+    url: &str,
+    inbox_prefix: &str,
+) -> Result<async_nats::Client, NatsConnectError> {
+    let (credentials, addr) = crate::config::nats_credentials(url)?;
+    let mut options = nats_options(async_nats::ConnectOptions::new())
+        .name(name)
+        .custom_inbox_prefix(inbox_prefix);
+    if let Some((user, password)) = credentials {
+        options = options.user_and_password(user, password);
+    }
+    options
+        .retry_on_initial_connect()
+        .connect(&addr)
+        .await
+        .map_err(|source| NatsConnectError::Connect {
+            url: crate::config::redact_url(url),
+            source,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
