@@ -1,0 +1,112 @@
+//! Unit tests of the event feed's keys, lines and fragments.
+
+use super::*;
+use crate::messages::AccountView;
+use chrono::{DateTime, Utc};
+
+fn account_event() -> Event {
+    Event::AccountUpdated {
+        account: AccountView {
+            id: Uuid::from_u128(7),
+            currency: "EUR".into(),
+            balance: "1.00".into(),
+            overdraft_limit: "0.00".into(),
+            available: "1.00".into(),
+            held: "0.00".into(),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            version: 3,
+        },
+    }
+}
+
+#[test]
+fn an_event_survives_the_feed() {
+    let event = account_event();
+    let line = Line {
+        user: Uuid::from_u128(1),
+        id: EventId {
+            epoch: epoch_text(0xab),
+            seq: 42,
+        },
+        traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        fragment: encode(&event).unwrap(),
+    };
+    let decoded = Line::decode(&line.encode()).unwrap();
+    assert_eq!(decoded, line);
+    let text = decoded.message();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["id"], "000000ab.42");
+    let back: Event = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, event);
+}
+
+#[test]
+fn a_line_without_trace_round_trips() {
+    let line = Line {
+        user: Uuid::nil(),
+        id: EventId {
+            epoch: "e1".into(),
+            seq: 1,
+        },
+        traceparent: None,
+        fragment: r#""type":"x", "a b":1}"#.into(),
+    };
+    assert!(line.encode().contains(" e1.1 - "));
+    assert_eq!(Line::decode(&line.encode()), Some(line));
+    assert_eq!(Line::decode("not-a-uuid e1.1 - {}"), None);
+    assert_eq!(Line::decode("only three parts"), None);
+}
+
+#[test]
+fn keys() {
+    let user = Uuid::from_u128(1);
+    assert_eq!(epoch_key("p"), "p:epoch");
+    assert_eq!(seq_key("p"), "p:seq");
+    assert_eq!(channel("p"), "p:events");
+    assert_eq!(
+        user_stream_key("p", user),
+        format!("p:ev:00000000-0000-0000-0000-000000000001")
+    );
+    assert_eq!(relayed_key("p", 2 * RELAYED_HOUR_MICROS + 1), "p:relayed:2");
+    assert_eq!(relayed_key("p", -1), "p:relayed:-1");
+}
+
+#[test]
+fn stream_entries() {
+    assert_eq!(stream_entry_seq(&stream_entry_id(9)), Some(9));
+    let fields: Vec<String> = [FIELD_FRAGMENT, "frag", FIELD_TRACEPARENT, NONE]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(stream_entry_fragment(&fields), Some("frag"));
+    let reversed: Vec<String> = [FIELD_TRACEPARENT, NONE, FIELD_FRAGMENT, "frag"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(stream_entry_fragment(&reversed), Some("frag"));
+}
+
+#[test]
+fn event_ids() {
+    assert_eq!(
+        EventId::parse("a1b2.42"),
+        Some(EventId {
+            epoch: "a1b2".into(),
+            seq: 42
+        })
+    );
+    assert_eq!(EventId::parse("42"), None);
+    assert_eq!(EventId::parse("a.b"), None);
+    assert_eq!(EventId::parse(".1"), None);
+    assert_eq!(EventId::parse("x y.1"), None);
+    assert_eq!(EventId::parse("a1b2.42").unwrap().to_string(), "a1b2.42");
+}
+
+#[test]
+fn relay_args_follow_the_script() {
+    let mut a = RelayArgs::new("p", 10, "e".into(), 5);
+    let head = a.args().len();
+    // The script's per-event loop starts after the fixed head.
+    assert!(RELAY_SCRIPT.contains(&format!("for i = {}, #ARGV, 4 do", head + 1)));
+    a.push(Uuid::nil(), None, None, "frag");
+    assert_eq!(a.events(), 1);
+    assert_eq!(&a.args()[head + 1..], [NONE, NONE, "frag"]);
+}
