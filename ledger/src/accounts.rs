@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::LedgerError;
+use crate::transfers::{Cursor, far_future};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
@@ -119,20 +120,26 @@ struct EntryRow {
     created_at: DateTime<Utc>,
 }
 
-/// A page of an account's entries, newest first; `before` is the last entry
-/// id of the previous page (entry ids only grow).
+/// A page of an account's entries, newest first (by time, then entry
+/// number); `before` is where the previous page ended. One index serves
+/// this, balance as-of and statements: `entries (account_id, created_at,
+/// id)`; a batch takes its time once it holds the account's lock, so per
+/// account this is the order the balance changed in.
 pub async fn entries(
     pool: &PgPool,
     account: &AccountRow,
     limit: i64,
-    before: Option<i64>,
+    before: Option<Cursor<i64>>,
 ) -> Result<Vec<EntryView>, LedgerError> {
+    let (ts, id) = before.map_or((far_future(), i64::MAX), |c| (c.created_at, c.id));
     let rows: Vec<EntryRow> = sqlx::query_as(
         "SELECT id, transfer_id, account_id, amount, balance_after, created_at FROM entries
-          WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+          WHERE account_id = $1 AND (created_at, id) < ($2, $3)
+          ORDER BY created_at DESC, id DESC LIMIT $4",
     )
     .bind(account.id)
-    .bind(before.unwrap_or(i64::MAX))
+    .bind(ts)
+    .bind(id)
     .bind(limit)
     .fetch_all(pool)
     .await?;

@@ -94,15 +94,16 @@ pub async fn get_many(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<TransferRow>, L
     .await?)
 }
 
-/// Keyset cursor for lists ordered by (created_at, id) descending.
+/// Keyset cursor for lists ordered by (created_at, id) descending: a
+/// transfer's uuid, or (for an account's entries) the entry's number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
+pub struct Cursor<I = Uuid> {
     pub created_at: DateTime<Utc>,
-    pub id: Uuid,
+    pub id: I,
 }
 
-impl Cursor {
-    /// Opaque to clients: base64url of `<micros>.<uuid>`.
+impl<I: std::fmt::Display + std::str::FromStr> Cursor<I> {
+    /// Opaque to clients: base64url of `<micros>.<id>`.
     pub fn encode(&self) -> String {
         use base64::Engine;
         let raw = format!("{}.{}", self.created_at.timestamp_micros(), self.id);
@@ -188,7 +189,13 @@ mod tests {
             id: Uuid::new_v4(),
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        assert_eq!(Cursor::decode("not a cursor"), None);
-        assert_eq!(Cursor::decode(""), None);
+        assert_eq!(Cursor::<Uuid>::decode("not a cursor"), None);
+        assert_eq!(Cursor::<Uuid>::decode(""), None);
+        let e = Cursor {
+            created_at: c.created_at,
+            id: 42_i64,
+        };
+        assert_eq!(Cursor::decode(&e.encode()), Some(e));
+        assert_eq!(Cursor::<i64>::decode(&c.encode()), None);
     }
 }

@@ -78,6 +78,25 @@ async fn a_transfer_is_accepted_committed_and_pushed_live() {
         .await;
     assert_eq!(page["items"][0]["amount"], "-12.50");
     assert!(page["next_cursor"].is_string());
+    // The next page goes on where this one ended (the older funding entry);
+    // a cursor the API never gave is refused.
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (status, older) = stack
+        .get(
+            &alice,
+            &format!("/v1/accounts/{ALICE_EUR}/entries?limit=1&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(older["items"][0]["id"].as_i64() < page["items"][0]["id"].as_i64());
+    assert_eq!(older["items"][0]["amount"], "10000.00");
+    let (status, _) = stack
+        .get(
+            &alice,
+            &format!("/v1/accounts/{ALICE_EUR}/entries?cursor=12"),
+        )
+        .await;
+    assert_eq!(status, 422);
     assert_invariants(&stack).await;
     alice_ws.close().await;
     bob_ws.close().await;

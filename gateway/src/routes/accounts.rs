@@ -83,8 +83,17 @@ pub async fn entries(
 ) -> Result<Json<Page<EntryView>>, ApiError> {
     let params = PageParams::from_query(query)?;
     let limit = params.limit()?;
-    let before = page::positive_cursor(params.cursor())?;
+    let before = params
+        .cursor()
+        .map(|text| ledger::transfers::Cursor::decode(text).ok_or_else(page::bad_cursor))
+        .transpose()?;
     let account = visible(&state, caller, &id).await?;
     let items = ledger::accounts::entries(&state.pool, &account, limit, before).await?;
-    Ok(Json(Page::of(items, limit, |e| e.id.to_string())))
+    Ok(Json(Page::of(items, limit, |e| {
+        ledger::transfers::Cursor {
+            created_at: e.created_at,
+            id: e.id,
+        }
+        .encode()
+    })))
 }
