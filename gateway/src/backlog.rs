@@ -54,6 +54,9 @@ pub enum ShedReason {
     Backlog,
     /// JetStream refused the publish: the stream's hard limit.
     StreamFull,
+    /// `PUBLISH_INFLIGHT_MAX` publishes already await JetStream's ack: a
+    /// request that would queue behind them is answered at once instead.
+    Busy,
 }
 
 impl ShedReason {
@@ -61,6 +64,7 @@ impl ShedReason {
         match self {
             Self::Backlog => "backlog",
             Self::StreamFull => "stream_full",
+            Self::Busy => "publishes_in_flight",
         }
     }
 }

@@ -134,6 +134,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         audit_writer: std::sync::Mutex::new(Some(audit_writer)),
         revocations,
         refresh_ttl: config.refresh_ttl,
+        publish_slots: tokio::sync::Semaphore::new(config.publish_inflight_max),
         backlog: backlog::Backlog::new(config.backlog_budget),
         statement_slots: Arc::new(tokio::sync::Semaphore::new(STATEMENTS_CONCURRENT_MAX)),
     });

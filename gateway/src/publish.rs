@@ -50,10 +50,35 @@ fn full(state: &SharedState) -> ApiError {
     backlog::shed(ShedReason::StreamFull, retry)
 }
 
+/// Publishes one request's command, unless `PUBLISH_INFLIGHT_MAX`
+/// publishes already await their ack: then the answer is a `503` at once
+/// (queueing behind them is what made shed answers slow under overload).
 pub async fn transfer(
     state: &SharedState,
     command: &TransferCommand,
 ) -> Result<Published, ApiError> {
+    let Ok(_slot) = state.publish_slots.try_acquire() else {
+        return Err(backlog::shed(ShedReason::Busy, 1));
+    };
+    send(state, command).await
+}
+
+/// Publishes one line of an accepted batch: it waits for a slot, since the
+/// batch was admitted whole and its publishes are bounded on their own
+/// (`submit_batch::PUBLISH_CONCURRENCY`).
+pub async fn batch_line(
+    state: &SharedState,
+    command: &TransferCommand,
+) -> Result<Published, ApiError> {
+    let _slot = state
+        .publish_slots
+        .acquire()
+        .await
+        .map_err(|_| unavailable())?;
+    send(state, command).await
+}
+
+async fn send(state: &SharedState, command: &TransferCommand) -> Result<Published, ApiError> {
     let payload =
         serde_json::to_vec(command).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
     let id = command.id.to_string();

@@ -38,6 +38,9 @@ pub struct AppState {
     pub audit_writer: std::sync::Mutex<Option<crate::audit::Writer>>,
     /// The revoked sessions (logout, password change, disabled users).
     pub revocations: shared::revocation::Revocations,
+    /// Single requests' publishes awaiting JetStream's ack
+    /// (`PUBLISH_INFLIGHT_MAX`): one more is shed at once, not queued.
+    pub publish_slots: tokio::sync::Semaphore,
     /// The transfers queue's backlog, kept current by `backlog::watch`.
     pub backlog: crate::backlog::Backlog,
     /// Lifetime of a login's refresh tokens.

@@ -211,7 +211,7 @@ pub async fn submit(
         BatchMode::Atomic => {}
         BatchMode::Independent => {
             let mut results = futures::stream::iter(commands)
-                .map(|cmd| async move { publish::transfer(state, &cmd).await })
+                .map(|cmd| async move { publish::batch_line(state, &cmd).await })
                 .buffer_unordered(PUBLISH_CONCURRENCY);
             while let Some(r) = results.next().await {
                 // Stop at the first failure: nothing acknowledged is lost, and
