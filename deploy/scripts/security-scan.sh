@@ -64,7 +64,11 @@ run_online() { # name command...
 if cargo deny --version >/dev/null 2>&1; then
   # --offline: the crates' metadata comes from the local cargo cache
   # (Cargo.lock is resolved already); duplicates are only warned about
-  # (deny.toml), so only errors are printed.
+  # (deny.toml), so only errors are printed. A build fetches only the host's
+  # crates, while cargo deny reads every platform's (wasm-bindgen,
+  # android_system_properties, ...): `cargo fetch` brings them from the
+  # registry first, so a clean machine passes too.
+  cargo fetch --locked --quiet || echo "security-scan: cargo fetch failed; cargo deny may too"
   run "cargo deny" cargo deny --offline --log-level error check licenses bans sources
   if [[ "${SCAN_ADVISORIES:-}" == 1 ]]; then
     run_online "cargo deny advisories" cargo deny check advisories
