@@ -59,6 +59,16 @@ pub fn bad_cursor() -> ApiError {
 }
 
 /// A positive whole-number cursor (an id or a sequence), if one was given.
+/// A `(created_at, id)` keyset cursor this API gave (a transfer's, an
+/// entry's), or the error naming `cursor`.
+pub fn keyset_cursor<I: std::fmt::Display + std::str::FromStr>(
+    cursor: Option<&str>,
+) -> Result<Option<ledger::transfers::Cursor<I>>, ApiError> {
+    cursor
+        .map(|text| ledger::transfers::Cursor::decode(text).ok_or_else(bad_cursor))
+        .transpose()
+}
+
 pub fn positive_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     cursor
         .filter(|c| !c.is_empty())

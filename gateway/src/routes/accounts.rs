@@ -83,10 +83,7 @@ pub async fn entries(
 ) -> Result<Json<Page<EntryView>>, ApiError> {
     let params = PageParams::from_query(query)?;
     let limit = params.limit()?;
-    let before = params
-        .cursor()
-        .map(|text| ledger::transfers::Cursor::decode(text).ok_or_else(page::bad_cursor))
-        .transpose()?;
+    let before = page::keyset_cursor(params.cursor())?;
     let account = visible(&state, caller, &id).await?;
     let items = ledger::accounts::entries(&state.pool, &account, limit, before).await?;
     Ok(Json(Page::of(items, limit, |e| {

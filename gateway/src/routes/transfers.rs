@@ -198,10 +198,7 @@ pub async fn list(
 ) -> Result<Json<Page<TransferView>>, ApiError> {
     let params = PageParams::from_query(query)?;
     let limit = params.limit()?;
-    let cursor = params
-        .cursor()
-        .map(|text| ledger::transfers::Cursor::decode(text).ok_or_else(page::bad_cursor))
-        .transpose()?;
+    let cursor = page::keyset_cursor(params.cursor())?;
     let rows = ledger::transfers::list_for_user(&state.pool, caller.id, limit, cursor).await?;
     let page = Page::of(rows, limit, |r| {
         ledger::transfers::Cursor {
