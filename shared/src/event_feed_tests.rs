@@ -1,21 +1,10 @@
 //! Unit tests of the event feed's keys, lines and fragments.
 
 use super::*;
-use crate::messages::AccountView;
-use chrono::{DateTime, Utc};
 
 fn account_event() -> Event {
     Event::AccountUpdated {
-        account: AccountView {
-            id: Uuid::from_u128(7),
-            currency: "EUR".into(),
-            balance: "1.00".into(),
-            overdraft_limit: "0.00".into(),
-            available: "1.00".into(),
-            held: "0.00".into(),
-            created_at: DateTime::<Utc>::UNIX_EPOCH,
-            version: 3,
-        },
+        account: crate::messages::account_view(Uuid::from_u128(7)),
     }
 }
 

@@ -274,6 +274,22 @@ pub struct ResultBatch {
     pub holds: Vec<HoldResult>,
 }
 
+/// An EUR account holding 1.00 at version 3: the one fixture of the
+/// crate's event tests.
+#[cfg(test)]
+pub(crate) fn account_view(id: Uuid) -> AccountView {
+    AccountView {
+        id,
+        currency: "EUR".into(),
+        balance: "1.00".into(),
+        overdraft_limit: "0.00".into(),
+        available: "1.00".into(),
+        held: "0.00".into(),
+        created_at: DateTime::<Utc>::UNIX_EPOCH,
+        version: 3,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,16 +297,7 @@ mod tests {
     #[test]
     fn events_are_tagged() {
         let e = Event::AccountUpdated {
-            account: AccountView {
-                id: Uuid::nil(),
-                currency: "EUR".into(),
-                balance: "1.00".into(),
-                overdraft_limit: "0.00".into(),
-                available: "1.00".into(),
-                held: "0.00".into(),
-                created_at: DateTime::<Utc>::UNIX_EPOCH,
-                version: 3,
-            },
+            account: account_view(Uuid::nil()),
         };
         let json = serde_json::to_string(&e).unwrap();
         assert!(
