@@ -2,8 +2,9 @@
 -- id DESC) served the history; entries_account_created (account_id,
 -- created_at, id) INCLUDE (amount) came for balance as-of and statements.
 -- Every transfer inserts two entries, so each index on entries is paid
--- twice per transfer on the hottest path: with both, plain transfers
--- applied ~10 % slower (make bench, issue 17). The history now pages by
+-- twice per transfer on the hottest path; the round that added the second
+-- one measured the raw apply ~10 % slower (make bench, issue 17), and it
+-- was the first suspect (not measured apart). The history now pages by
 -- (created_at, id) too — per account that is the order the balance changed
 -- in, since a batch reads its clock after it holds the account's row lock
 -- (across processor hosts, up to their clock skew) — so the older index has
