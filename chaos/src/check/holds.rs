@@ -70,13 +70,17 @@ struct Moved {
 
 async fn moved(bank: &Bank, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, Moved>> {
     let rows: Vec<Moved> = sqlx::query_as(
-        "SELECT t.hold_id, count(*) AS transfers,
+        // Entries have no index by transfer (see the migration that
+        // dropped it): one pass over them for every hold's transfers.
+        "WITH t AS (SELECT id, hold_id, status, amount FROM transfers WHERE hold_id = ANY($1)),
+              e AS (SELECT transfer_id, count(*) AS n FROM entries
+                     WHERE transfer_id IN (SELECT id FROM t) GROUP BY 1)
+         SELECT t.hold_id, count(*) AS transfers,
                 count(*) FILTER (WHERE t.status = 'committed') AS committed,
                 sum(t.amount) FILTER (WHERE t.status = 'committed') AS amount,
-                coalesce(sum((SELECT count(*) FROM entries e WHERE e.transfer_id = t.id)), 0)::bigint
-                    AS entries
-           FROM transfers t
-          WHERE t.hold_id = ANY($1) GROUP BY 1",
+                coalesce(sum(e.n), 0)::bigint AS entries
+           FROM t LEFT JOIN e ON e.transfer_id = t.id
+          GROUP BY 1",
     )
     .bind(ids)
     .fetch_all(&bank.pool)

@@ -1,0 +1,12 @@
+-- No index on entries (transfer_id). Transfer ids are UUIDv5 of (owner,
+-- idempotency key): random, so each of a transfer's two entries put a new
+-- key on a random page of this index, on the apply's hottest path. Nothing
+-- the services run reads entries by transfer: the API reads an account's
+-- entries (entries_account_created), and the invariant checks read the
+-- whole table and group it. An operator after one transfer's entries finds
+-- them through its accounts and its processing time, which the entries
+-- carry as created_at:
+--   SELECT * FROM entries
+--    WHERE account_id IN (t.from_account, t.to_account)
+--      AND created_at = t.processed_at AND transfer_id = t.id;
+DROP INDEX entries_transfer;
