@@ -54,6 +54,12 @@ pub struct Args {
     /// Open-loop rates, in percent of the measured uniform maximum.
     #[arg(long, value_delimiter = ',', default_value = "10,25,50,75")]
     pub open_loads: Vec<f64>,
+    /// The rate (transfers/s) that `--open-loads` are percentages of,
+    /// instead of this run's uniform closed-loop sustained rate: two builds
+    /// compared at the same offered rate do the same work per second, so
+    /// their CPU per transfer can be compared.
+    #[arg(long)]
+    pub open_base: Option<f64>,
     /// Open loop: most requests outstanding before sends are dropped (counted).
     #[arg(long, default_value_t = 4096)]
     pub max_inflight: usize,

@@ -50,12 +50,12 @@ impl Pipeline<'_> {
             );
             report.runs.push(r);
         }
-        let max = report
+        let measured = report
             .runs
             .iter()
             .find(|r| r.scenario == "uniform" && r.mode == "closed")
-            .map(|r| r.sustained_per_s)
-            .unwrap_or(0.0);
+            .map(|r| r.sustained_per_s);
+        let max = args.open_base.or(measured).unwrap_or(0.0);
         if max < 1.0 && !(args.skip_open && args.skip_overload) {
             anyhow::bail!("the closed loop committed nothing: no open-loop rates to derive");
         }
