@@ -54,21 +54,23 @@ impl Pipeline<'_> {
             .runs
             .iter()
             .find(|r| r.scenario == "uniform" && r.mode == "closed")
-            .map(|r| r.sustained_per_s);
-        let max = args.open_base.or(measured).unwrap_or(0.0);
-        if max < 1.0 && !(args.skip_open && args.skip_overload) {
-            anyhow::bail!("the closed loop committed nothing: no open-loop rates to derive");
-        }
-        let mut loads: Vec<(f64, &'static str)> = Vec::new();
+            .map_or(0.0, |r| r.sustained_per_s);
+        // The open loads are percentages of `--open-base` when given; the
+        // overload run is always a multiple of what this run sustained.
+        let mut loads: Vec<(f64, &'static str, f64)> = Vec::new();
         if !args.skip_open {
-            loads.extend(args.open_loads.iter().map(|p| (*p, "open")));
+            let base = args.open_base.unwrap_or(measured);
+            loads.extend(args.open_loads.iter().map(|p| (*p, "open", base)));
         }
         if !args.skip_overload {
-            loads.push((args.overload_factor * 100.0, "overload"));
+            loads.push((args.overload_factor * 100.0, "overload", measured));
         }
-        for (pct, kind) in loads {
-            let rate = (max * pct / 100.0).max(1.0);
-            eprintln!("[bench] {kind} loop, uniform: {pct}% of {max:.0}/s = {rate:.0}/s");
+        if loads.iter().any(|(_, _, base)| *base < 1.0) {
+            anyhow::bail!("the closed loop committed nothing: no open-loop rates to derive");
+        }
+        for (pct, kind, base) in loads {
+            let rate = (base * pct / 100.0).max(1.0);
+            eprintln!("[bench] {kind} loop, uniform: {pct}% of {base:.0}/s = {rate:.0}/s");
             let mode = Mode::Open {
                 rate,
                 pct,

@@ -115,6 +115,9 @@ pub struct Report {
     pub concurrency: usize,
     /// The gateway's back-pressure budget in this run.
     pub backlog_budget_ms: u64,
+    /// `--open-base`: the open loads were percentages of this rate, not of
+    /// what the run sustained.
+    pub open_base: Option<f64>,
     pub processor_settings: BTreeMap<String, String>,
     pub seed_seconds: f64,
     pub total_seconds: f64,
@@ -176,6 +179,7 @@ impl Report {
             measure_s: s.measure.as_secs_f64(),
             concurrency: args.concurrency,
             backlog_budget_ms: args.backlog_budget_ms,
+            open_base: args.open_base,
             processor_settings,
             seed_seconds: 0.0,
             total_seconds: 0.0,

@@ -142,7 +142,11 @@ impl Report {
     }
 
     /// A quantile of the open loop at `pct` % load, if it measured anything.
+    /// None with `--open-base`: `pct` % of a given rate is not `pct` % load.
     fn e2e_at(&self, pct: f64, quantile: fn(&Latency) -> f64) -> Option<f64> {
+        if self.open_base.is_some() {
+            return None;
+        }
         self.open(pct)
             .filter(|r| r.e2e_ms.count > 0)
             .map(|r| quantile(&r.e2e_ms))
