@@ -58,7 +58,6 @@ pub fn bad_cursor() -> ApiError {
     ApiError::field("cursor", "is not a cursor this API returned")
 }
 
-/// A positive whole-number cursor (an id or a sequence), if one was given.
 /// A `(created_at, id)` keyset cursor this API gave (a transfer's, an
 /// entry's), or the error naming `cursor`.
 pub fn keyset_cursor<I: std::fmt::Display + std::str::FromStr>(
@@ -69,6 +68,7 @@ pub fn keyset_cursor<I: std::fmt::Display + std::str::FromStr>(
         .transpose()
 }
 
+/// A positive whole-number cursor (an id or a sequence), if one was given.
 pub fn positive_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     cursor
         .filter(|c| !c.is_empty())
