@@ -12,9 +12,18 @@
 //! The figures come from the stream, not the processor's consumer: the
 //! stream is a work queue, so its message count *is* the backlog (waiting
 //! plus handed out and unacknowledged), it exists before any processor has
-//! started, and messages that left it in a window are `published - growth`
-//! = `Δlast_seq - Δmessages`. One request per poll whatever the traffic;
-//! the request path only reads atomics.
+//! started, and messages that left it between two polls are `published -
+//! growth` = `Δlast_seq - Δmessages`. One request per poll whatever the
+//! traffic; the request path only reads atomics.
+//!
+//! The clear rate is what the processors can do, so it is measured only
+//! while they had work ([`busy_rate`]): a burst after a quiet spell is
+//! weighed against the pace of the last busy spell (remembered for
+//! [`PEAK_MEMORY`]), not against the quiet spell's trickle — which would
+//! shed a payroll batch that the processors clear in a fraction of the
+//! budget. A queue that held work at [`SATURATED_POLLS`] polls in a row is
+//! measured on its own: then the rate *is* the processors' pace, however
+//! fast they were before.
 //!
 //! The stream's own limits (`max_msgs`/`max_bytes`, discard new) stay the
 //! last line: a publish refused for them is answered the same way
@@ -38,10 +47,16 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// The clear rate is measured over this long: long enough to smooth the
 /// processors' batches, short enough to follow a change of pace.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// A queue that held work at this many polls in a row (1 s) is measured on
+/// its own pace alone (processors slowed down or stopped), not the
+/// remembered one.
+const SATURATED_POLLS: usize = 5;
+/// How long the pace of the last busy spell stands for the processors'
+/// pace while they are idle.
+const PEAK_MEMORY: Duration = Duration::from_secs(60);
 /// The rate assumed when fewer messages than this per second left the
-/// stream in the window (idle, just started, or processors down): a small
-/// backlog after a quiet spell is admitted, while a stopped processor is
-/// detected once `budget × RATE_FLOOR_PER_S` messages wait.
+/// stream while it held work (processors down or stalled): a stopped
+/// processor is detected once `budget × RATE_FLOOR_PER_S` messages wait.
 const RATE_FLOOR_PER_S: f64 = 50.0;
 /// The longest `Retry-After` the gateway suggests: a client retrying this
 /// late still sees a recovered pipeline promptly.
@@ -77,9 +92,11 @@ pub struct BacklogView {
     known: bool,
     /// Commands in the transfers stream not yet applied and acknowledged.
     pending: u64,
-    /// Commands leaving the stream per second, over the last few seconds.
+    /// The processors' pace: commands leaving the stream per second while
+    /// it held work, over the last few seconds (or the last busy spell's;
+    /// 0 before any was seen).
     clear_per_second: f64,
-    /// `pending` divided by the clear rate (or by a floor when idle).
+    /// `pending` divided by the clear rate (at least a floor rate).
     seconds: f64,
     /// New transfers are refused while `seconds` exceeds this.
     budget_seconds: f64,
@@ -91,6 +108,8 @@ pub struct BacklogView {
 pub struct Backlog {
     budget: Duration,
     known: AtomicBool,
+    /// Whether the reading's pace was measured (see [`pace`]).
+    measured: AtomicBool,
     pending: AtomicU64,
     /// f64 bits (atomics hold no floats).
     seconds: AtomicU64,
@@ -104,6 +123,7 @@ impl Backlog {
         Self {
             budget,
             known: AtomicBool::new(false),
+            measured: AtomicBool::new(false),
             pending: AtomicU64::new(0),
             seconds: AtomicU64::new(0f64.to_bits()),
             clear_per_s: AtomicU64::new(0f64.to_bits()),
@@ -117,6 +137,7 @@ impl Backlog {
     fn shedding(&self) -> bool {
         !self.budget.is_zero()
             && self.known.load(Ordering::Relaxed)
+            && self.measured.load(Ordering::Relaxed)
             && self.seconds() > self.budget.as_secs_f64()
     }
 
@@ -146,15 +167,19 @@ impl Backlog {
         (self.seconds() - self.budget.as_secs_f64()).max(0.0)
     }
 
-    fn store(&self, reading: Option<(u64, f64)>) {
-        let Some((pending, rate)) = reading else {
+    /// A reading: messages in the stream and the processors' pace, if
+    /// measured yet (not: nothing is shed on this reading).
+    fn store(&self, reading: Option<(u64, Option<f64>)>) {
+        let Some((pending, pace)) = reading else {
             self.known.store(false, Ordering::Relaxed);
             return;
         };
+        let rate = pace.unwrap_or(0.0);
         let seconds = pending as f64 / rate.max(RATE_FLOOR_PER_S);
         self.pending.store(pending, Ordering::Relaxed);
         self.clear_per_s.store(rate.to_bits(), Ordering::Relaxed);
         self.seconds.store(seconds.to_bits(), Ordering::Relaxed);
+        self.measured.store(pace.is_some(), Ordering::Relaxed);
         self.known.store(true, Ordering::Relaxed);
         metrics::gauge!("gateway_backlog_pending").set(pending as f64);
         metrics::gauge!("gateway_backlog_seconds").set(seconds);
@@ -177,16 +202,62 @@ pub fn shed(reason: ShedReason, retry_after_secs: u64) -> ApiError {
 /// One reading of the stream: (when, last sequence, messages in it).
 type Sample = (Instant, u64, u64);
 
-/// Messages per second that left the stream between the oldest and the
-/// newest sample.
-fn clear_rate(samples: &VecDeque<Sample>) -> f64 {
-    match (samples.front(), samples.back()) {
-        (Some(&(t0, seq0, n0)), Some(&(t1, seq1, n1))) if t1 > t0 => {
+/// Messages per second that left the stream over the polls between which
+/// it held work at both ends (an interval that began or ended empty says
+/// how much work came, not how fast it goes). `None` without such an
+/// interval.
+fn busy_rate<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Option<f64> {
+    let mut samples = samples.into_iter();
+    let mut prev = samples.next()?;
+    let (mut cleared, mut seconds) = (0.0, 0.0);
+    for next in samples {
+        let (&(t0, seq0, n0), &(t1, seq1, n1)) = (prev, next);
+        if n0 > 0 && n1 > 0 && t1 > t0 {
             let published = seq1.saturating_sub(seq0) as f64;
             let growth = n1 as f64 - n0 as f64;
-            ((published - growth) / (t1 - t0).as_secs_f64()).max(0.0)
+            cleared += (published - growth).max(0.0);
+            seconds += (t1 - t0).as_secs_f64();
         }
-        _ => 0.0,
+        prev = next;
+    }
+    (seconds > 0.0).then(|| cleared / seconds)
+}
+
+/// The processors' pace, from the samples of the last [`RATE_WINDOW`]
+/// (oldest first) and the last busy spell's `peak`: the last
+/// [`SATURATED_POLLS`] polls' busy rate alone when the queue held work at
+/// each of them, else the better of the window's and the peak. `None`: no busy interval seen yet (a burst's first
+/// poll on a fresh gateway), which sheds nothing until the next poll.
+fn pace(samples: &VecDeque<Sample>, peak: Option<f64>) -> Option<f64> {
+    let recent = samples
+        .iter()
+        .skip(samples.len().saturating_sub(SATURATED_POLLS));
+    if samples.len() >= SATURATED_POLLS && recent.clone().all(|s| s.2 > 0) {
+        return busy_rate(recent);
+    }
+    match (busy_rate(samples), peak) {
+        (Some(w), Some(p)) => Some(w.max(p)),
+        (w, p) => w.or(p),
+    }
+}
+
+/// The best busy rate of the last [`PEAK_MEMORY`].
+#[derive(Default)]
+struct Peak(Option<(f64, Instant)>);
+
+impl Peak {
+    fn get(&self, now: Instant) -> Option<f64> {
+        self.0
+            .filter(|&(_, at)| now - at <= PEAK_MEMORY)
+            .map(|(rate, _)| rate)
+    }
+
+    fn note(&mut self, rate: Option<f64>, now: Instant) {
+        if let Some(rate) = rate
+            && self.get(now).is_none_or(|p| rate >= p)
+        {
+            self.0 = Some((rate, now));
+        }
     }
 }
 
@@ -196,6 +267,7 @@ fn clear_rate(samples: &VecDeque<Sample>) -> f64 {
 pub fn watch(state: SharedState, mut shutdown: Shutdown) {
     tokio::spawn(async move {
         let mut samples: VecDeque<Sample> = VecDeque::new();
+        let mut peak = Peak::default();
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -224,9 +296,9 @@ pub fn watch(state: SharedState, mut shutdown: Shutdown) {
             {
                 samples.pop_front();
             }
-            state
-                .backlog
-                .store(Some((info.state.messages, clear_rate(&samples))));
+            let rate = pace(&samples, peak.get(now));
+            peak.note(busy_rate(&samples), now);
+            state.backlog.store(Some((info.state.messages, rate)));
         }
     });
 }
@@ -235,23 +307,77 @@ pub fn watch(state: SharedState, mut shutdown: Shutdown) {
 mod tests {
     use super::*;
 
+    /// Samples every 250 ms from `t0`: (last sequence, messages).
+    fn polls(t0: Instant, readings: &[(u64, u64)]) -> VecDeque<Sample> {
+        readings
+            .iter()
+            .enumerate()
+            .map(|(i, &(seq, n))| (t0 + POLL_INTERVAL * i as u32, seq, n))
+            .collect()
+    }
+
     #[test]
-    fn the_clear_rate_is_what_left_the_stream_per_second() {
+    fn the_clear_rate_is_what_left_the_stream_while_it_held_work() {
         let t0 = Instant::now();
         let mut s = VecDeque::new();
         s.push_back((t0, 100, 50));
         // 1,000 published, the stream grew by 200: 800 left in 2 s.
         s.push_back((t0 + Duration::from_secs(2), 1_100, 250));
-        assert_eq!(clear_rate(&s), 400.0);
+        assert_eq!(busy_rate(&s), Some(400.0));
+        // Empty at one end: how much came, not how fast it goes.
+        let idle = polls(t0, &[(100, 0), (228, 128)]);
+        assert_eq!(busy_rate(&idle), None);
+    }
+
+    #[test]
+    fn a_burst_after_a_quiet_spell_is_weighed_against_the_last_busy_pace() {
+        let t0 = Instant::now();
+        // A fresh gateway: idle, then 128 requests at once. Nothing is
+        // known of the pace: not shed on this poll.
+        let fresh = polls(t0, &[(0, 0), (0, 0), (128, 128)]);
+        assert_eq!(pace(&fresh, None), None);
+        // Same burst after a busy spell that cleared 2,000/s: 0.06 s.
+        assert_eq!(pace(&fresh, Some(2_000.0)), Some(2_000.0));
+        // The next poll measures it: 100 more came, 200 left in 250 ms.
+        let next = polls(t0, &[(0, 0), (0, 0), (128, 128), (228, 28)]);
+        assert_eq!(pace(&next, None), Some(800.0));
+    }
+
+    #[test]
+    fn a_queue_that_never_empties_is_measured_on_its_own_pace() {
+        let t0 = Instant::now();
+        // 1 s without emptying, 50 leaving per poll: 200/s, even though
+        // the processors cleared 2,000/s a minute ago.
+        let slow: Vec<(u64, u64)> = (0..5).map(|i| (1_000 + 100 * i, 500 + 50 * i)).collect();
+        let s = polls(t0, &slow);
+        assert_eq!(pace(&s, Some(2_000.0)), Some(200.0));
+        // Processors stopped: nothing leaves, the floor applies.
+        let stopped: Vec<(u64, u64)> = (0..5).map(|i| (1_000 + 10 * i, 500 + 10 * i)).collect();
+        assert_eq!(pace(&polls(t0, &stopped), Some(2_000.0)), Some(0.0));
+    }
+
+    #[test]
+    fn the_peak_is_remembered_for_a_while() {
+        let t0 = Instant::now();
+        let mut p = Peak::default();
+        p.note(Some(2_000.0), t0);
+        p.note(Some(500.0), t0 + Duration::from_secs(1));
+        assert_eq!(p.get(t0 + Duration::from_secs(30)), Some(2_000.0));
+        assert_eq!(p.get(t0 + PEAK_MEMORY + Duration::from_secs(1)), None);
+        p.note(Some(500.0), t0 + PEAK_MEMORY + Duration::from_secs(1));
+        assert_eq!(
+            p.get(t0 + PEAK_MEMORY + Duration::from_secs(2)),
+            Some(500.0)
+        );
     }
 
     #[test]
     fn shedding_starts_past_the_budget_and_never_without_a_reading() {
         let b = Backlog::new(Duration::from_secs(2));
         assert!(b.admit().is_ok(), "no reading yet");
-        b.store(Some((1_000, 1_000.0)));
+        b.store(Some((1_000, Some(1_000.0))));
         assert!(b.admit().is_ok(), "1 s of work");
-        b.store(Some((3_000, 1_000.0)));
+        b.store(Some((3_000, Some(1_000.0))));
         assert!(matches!(
             b.admit(),
             Err(ApiError::Backlog {
@@ -259,8 +385,10 @@ mod tests {
             })
         ));
         // Processors stopped: nothing leaves, the floor rate applies.
-        b.store(Some((1_000, 0.0)));
+        b.store(Some((1_000, Some(0.0))));
         assert!(b.admit().is_err());
+        b.store(Some((1_000, None)));
+        assert!(b.admit().is_ok(), "pace not measured yet: not shed");
         b.store(None);
         assert!(b.admit().is_ok(), "unknown: not shed");
         assert!(Backlog::new(Duration::ZERO).admit().is_ok());
