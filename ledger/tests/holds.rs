@@ -148,3 +148,69 @@ async fn a_mixed_batch_is_one_transaction_decided_in_order() {
     let report = invariants::check(&db.pool).await.unwrap();
     assert!(report.holds(), "{:?}", report.violations());
 }
+
+#[tokio::test]
+async fn hold_commands_given_up_on_end_rejected_and_move_nothing() {
+    let db = TestDb::new().await;
+    let alice = ledger::users::ensure(&db.pool, "alice", "!", "customer")
+        .await
+        .unwrap();
+    let a = account(&db, alice, "100", "seed-a").await;
+    let b = account(&db, alice, "0", "seed-b").await;
+    let held = request(Op::HoldCreate, alice, a, b, "30");
+    apply(
+        &db.pool,
+        std::slice::from_ref(&held),
+        &[],
+        Mode::Independent,
+    )
+    .await
+    .unwrap();
+
+    // A new hold, a capture of the pending one, an expiry, and the stored
+    // hold again: only the first two are recorded.
+    let lost = request(Op::HoldCreate, alice, a, b, "10");
+    let mut capture = request(Op::HoldCapture, alice, a, b, "5");
+    capture.hold_id = Some(held.id);
+    let mut expire = request(Op::HoldExpire, Uuid::nil(), Uuid::nil(), Uuid::nil(), "0");
+    expire.hold_id = Some(held.id);
+    let given = [lost.clone(), capture.clone(), expire, held.clone()];
+    let out = ledger::apply::record_hold_failures(&db.pool, &given)
+        .await
+        .unwrap();
+    let shown: Vec<(usize, &str, Option<&str>)> = out
+        .iter()
+        .map(|h| (h.request, h.hold.status.as_str(), h.hold.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (0, "rejected", Some("processing_failed")),
+            (1, "pending", None),
+            (3, "pending", None),
+        ]
+    );
+    let action = out[1].action.as_ref().expect("the capture asked for");
+    assert_eq!(
+        (action.status.as_str(), action.reason.as_deref()),
+        ("rejected", Some("processing_failed"))
+    );
+    // Recorded again (the dead letter retried): nothing changes.
+    let again = ledger::apply::record_hold_failures(&db.pool, &given)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    // The pending hold still holds its 30, nothing moved; it can still be
+    // captured by a new request.
+    let ra = row(&db, a).await;
+    assert_eq!((ra.balance, ra.held), (dec("100"), dec("30")));
+    let mut later = request(Op::HoldCapture, alice, a, b, "30");
+    later.hold_id = Some(held.id);
+    let applied = apply(&db.pool, &[later], &[], Mode::Independent)
+        .await
+        .unwrap();
+    assert_eq!(applied.outcomes, vec![Outcome::Committed]);
+    let report = invariants::check(&db.pool).await.unwrap();
+    assert!(report.holds(), "{:?}", report.violations());
+    assert!(report.violations().is_empty(), "{:?}", report.violations());
+}

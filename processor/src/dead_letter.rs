@@ -1,7 +1,7 @@
-//! Giving up on a message: the transfer (if it could be decoded) ends
-//! `rejected` / `processing_failed` so its sender gets a final answer, the
-//! message is copied to the dead-letter stream for operators, and it is
-//! terminated. If any of that fails, the message is delivered again later.
+//! Giving up on a message: the transfer, hold, capture or void (if it could
+//! be decoded) ends `rejected` / `processing_failed` so its sender gets a
+//! final answer, the message is copied to the dead-letter stream for
+//! operators, and it is terminated. If any of that fails, the message is delivered again later.
 
 use async_nats::jetstream::Message;
 use ledger::LedgerError;
@@ -57,22 +57,26 @@ pub async fn handle(
     Disposition::Term
 }
 
-/// Stores `requests` as given up on (one statement) and tells their
-/// senders. The results are published whatever it takes: the senders'
-/// final answer must not be lost.
+/// Stores `requests` as given up on (transfers and reversals `rejected` /
+/// `processing_failed`, holds too; a capture or void as a rejected action)
+/// and tells their senders. The results are published whatever it takes:
+/// the senders' final answer must not be lost.
 pub async fn give_up(ctx: &Ctx, requests: &[TransferRequest]) -> Result<(), LedgerError> {
-    // Hold commands have no transfer row to end in; the operators find
-    // them in the dead letters (a hold's own row, if any, is untouched).
-    let requests: Vec<TransferRequest> = requests
+    let (transfers, holds): (Vec<TransferRequest>, Vec<TransferRequest>) = requests
         .iter()
-        .filter(|r| matches!(r.op, Op::Transfer | Op::Reversal))
+        .filter(|r| r.op != Op::HoldExpire)
         .cloned()
-        .collect();
-    if requests.is_empty() {
-        return Ok(());
+        .partition(|r| matches!(r.op, Op::Transfer | Op::Reversal));
+    if !transfers.is_empty() {
+        let rows = ledger::apply::record_failures(&ctx.pool, &transfers).await?;
+        let batch = results::of_given_up(&rows);
+        let _ = results::publish(ctx, &batch, &[], &mut Shutdown::never()).await;
     }
-    let rows = ledger::apply::record_failures(&ctx.pool, &requests).await?;
-    let batch = results::of_given_up(&rows);
-    let _ = results::publish(ctx, &batch, &[], &mut Shutdown::never()).await;
+    // An expiry given up on is issued again by the expiry poller.
+    if !holds.is_empty() {
+        let applied = ledger::apply::record_hold_failures(&ctx.pool, &holds).await?;
+        let batch = results::of_given_up_holds(&applied);
+        let _ = results::publish(ctx, &batch, &[], &mut Shutdown::never()).await;
+    }
     Ok(())
 }

@@ -133,6 +133,17 @@ pub fn of_given_up(rows: &[TransferRow]) -> ResultBatch {
     }
 }
 
+/// The holds, captures and voids given up on, for their requesters.
+pub fn of_given_up_holds(holds: &[AppliedHold]) -> ResultBatch {
+    ResultBatch {
+        v: SCHEMA_VERSION,
+        transfers: vec![],
+        accounts: vec![],
+        batches: vec![],
+        holds: holds.iter().map(hold).collect(),
+    }
+}
+
 /// Counts each outcome (`processor_transfers_total`).
 pub fn record_outcomes(applied: &Applied) {
     for o in &applied.outcomes {

@@ -227,6 +227,39 @@ pub async fn record_failures(
     store_refused(pool, requests, &[], &reasons).await
 }
 
+/// Records hold commands (create, capture, void) the processor gave up on
+/// (see `Special::given_up`) and returns each as it now stands, with the
+/// capture or void asked for; other commands are skipped.
+pub async fn record_hold_failures(
+    pool: &PgPool,
+    requests: &[TransferRequest],
+) -> Result<Vec<AppliedHold>, LedgerError> {
+    let mut tx = pool.begin().await?;
+    let special = special::Special::given_up(&mut tx, requests, micros(Utc::now())).await?;
+    hold_rows::write(&mut tx, &special).await?;
+    tx.commit().await?;
+    let mut out = Vec::new();
+    for (i, r) in requests.iter().enumerate() {
+        let (hold_id, action) = match r.op {
+            shared::hold::Op::HoldCreate => (r.id, None),
+            shared::hold::Op::HoldCapture | shared::hold::Op::HoldVoid => (
+                r.hold_id.unwrap_or_default(),
+                special.actions.get(&r.id).cloned(),
+            ),
+            _ => continue,
+        };
+        if let Some(hold) = special.holds.get(&hold_id) {
+            out.push(AppliedHold {
+                request: i,
+                hold: hold.clone(),
+                action,
+                owners: [None, None],
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Inserts `requests[i]` rejected with `reasons[i]` (existing ids are left
 /// as they are) and reads them back as stored, in input order.
 async fn store_refused(

@@ -177,6 +177,35 @@ impl Special {
         row
     }
 
+    /// Hold commands the processor gave up on: a new hold is stored
+    /// `rejected` / `processing_failed`, a capture or void as a rejected
+    /// action (its hold untouched, so a pending one still expires); ids
+    /// already stored are left as they are. Nothing moves and no balance
+    /// changes, so no account is locked: the rows' keys settle a race with
+    /// a late apply (the write's counts then differ and the caller retries).
+    pub(super) async fn given_up(
+        conn: &mut PgConnection,
+        requests: &[TransferRequest],
+        at: DateTime<Utc>,
+    ) -> Result<Self, LedgerError> {
+        let mut special = Self::default();
+        special.settle(conn, requests).await?;
+        let failed = Some(RejectReason::ProcessingFailed);
+        for r in requests {
+            match r.op {
+                Op::HoldCreate if !special.holds.contains_key(&r.id) => {
+                    special.create(r, failed, at);
+                }
+                Op::HoldCapture | Op::HoldVoid if !special.actions.contains_key(&r.id) => {
+                    special.act(r, failed);
+                }
+                // An expiry is issued again by the expiry poller.
+                _ => {}
+            }
+        }
+        Ok(special)
+    }
+
     /// Records a capture or void as decided.
     pub(super) fn act(
         &mut self,
