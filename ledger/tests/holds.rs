@@ -52,6 +52,12 @@ fn request(op: Op, owner: Uuid, from: Uuid, to: Uuid, amount: &str) -> TransferR
     r
 }
 
+async fn user(db: &TestDb, name: &str, role: &str) -> Uuid {
+    ledger::users::ensure(&db.pool, name, "!", role)
+        .await
+        .unwrap()
+}
+
 async fn row(db: &TestDb, id: Uuid) -> ledger::accounts::AccountRow {
     ledger::accounts::get(&db.pool, id).await.unwrap().unwrap()
 }
@@ -59,15 +65,9 @@ async fn row(db: &TestDb, id: Uuid) -> ledger::accounts::AccountRow {
 #[tokio::test]
 async fn a_mixed_batch_is_one_transaction_decided_in_order() {
     let db = TestDb::new().await;
-    let alice = ledger::users::ensure(&db.pool, "alice", "!", "customer")
-        .await
-        .unwrap();
-    let bob = ledger::users::ensure(&db.pool, "bob", "!", "customer")
-        .await
-        .unwrap();
-    let rita = ledger::users::ensure(&db.pool, "rita", "!", "reverser")
-        .await
-        .unwrap();
+    let alice = user(&db, "alice", "customer").await;
+    let bob = user(&db, "bob", "customer").await;
+    let rita = user(&db, "rita", "reverser").await;
     let a = account(&db, alice, "100", "seed-a").await;
     let b = account(&db, bob, "0", "seed-b").await;
 
@@ -152,9 +152,7 @@ async fn a_mixed_batch_is_one_transaction_decided_in_order() {
 #[tokio::test]
 async fn hold_commands_given_up_on_end_rejected_and_move_nothing() {
     let db = TestDb::new().await;
-    let alice = ledger::users::ensure(&db.pool, "alice", "!", "customer")
-        .await
-        .unwrap();
+    let alice = user(&db, "alice", "customer").await;
     let a = account(&db, alice, "100", "seed-a").await;
     let b = account(&db, alice, "0", "seed-b").await;
     let held = request(Op::HoldCreate, alice, a, b, "30");
