@@ -224,18 +224,19 @@ fn busy_rate<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Option<f64> {
 }
 
 /// The processors' pace, from the samples of the last [`RATE_WINDOW`]
-/// (oldest first) and the last busy spell's `peak`: the last
-/// [`SATURATED_POLLS`] polls' busy rate alone when the queue held work at
-/// each of them, else the better of the window's and the peak. `None`: no busy interval seen yet (a burst's first
-/// poll on a fresh gateway), which sheds nothing until the next poll.
-fn pace(samples: &VecDeque<Sample>, peak: Option<f64>) -> Option<f64> {
+/// (oldest first), their busy rate `window` and the last busy spell's
+/// `peak`: the last [`SATURATED_POLLS`] polls' busy rate alone when the
+/// queue held work at each of them, else the better of `window` and
+/// `peak`. `None`: no busy interval seen yet (a burst's first poll on a
+/// fresh gateway), which sheds nothing until the next poll.
+fn pace(samples: &VecDeque<Sample>, window: Option<f64>, peak: Option<f64>) -> Option<f64> {
     let recent = samples
         .iter()
         .skip(samples.len().saturating_sub(SATURATED_POLLS));
     if samples.len() >= SATURATED_POLLS && recent.clone().all(|s| s.2 > 0) {
         return busy_rate(recent);
     }
-    match (busy_rate(samples), peak) {
+    match (window, peak) {
         (Some(w), Some(p)) => Some(w.max(p)),
         (w, p) => w.or(p),
     }
@@ -296,8 +297,9 @@ pub fn watch(state: SharedState, mut shutdown: Shutdown) {
             {
                 samples.pop_front();
             }
-            let rate = pace(&samples, peak.get(now));
-            peak.note(busy_rate(&samples), now);
+            let window = busy_rate(&samples);
+            let rate = pace(&samples, window, peak.get(now));
+            peak.note(window, now);
             state.backlog.store(Some((info.state.messages, rate)));
         }
     });
@@ -335,12 +337,15 @@ mod tests {
         // A fresh gateway: idle, then 128 requests at once. Nothing is
         // known of the pace: not shed on this poll.
         let fresh = polls(t0, &[(0, 0), (0, 0), (128, 128)]);
-        assert_eq!(pace(&fresh, None), None);
+        assert_eq!(pace(&fresh, busy_rate(&fresh), None), None);
         // Same burst after a busy spell that cleared 2,000/s: 0.06 s.
-        assert_eq!(pace(&fresh, Some(2_000.0)), Some(2_000.0));
+        assert_eq!(
+            pace(&fresh, busy_rate(&fresh), Some(2_000.0)),
+            Some(2_000.0)
+        );
         // The next poll measures it: 100 more came, 200 left in 250 ms.
         let next = polls(t0, &[(0, 0), (0, 0), (128, 128), (228, 28)]);
-        assert_eq!(pace(&next, None), Some(800.0));
+        assert_eq!(pace(&next, busy_rate(&next), None), Some(800.0));
     }
 
     #[test]
@@ -350,10 +355,14 @@ mod tests {
         // the processors cleared 2,000/s a minute ago.
         let slow: Vec<(u64, u64)> = (0..5).map(|i| (1_000 + 100 * i, 500 + 50 * i)).collect();
         let s = polls(t0, &slow);
-        assert_eq!(pace(&s, Some(2_000.0)), Some(200.0));
+        assert_eq!(pace(&s, busy_rate(&s), Some(2_000.0)), Some(200.0));
         // Processors stopped: nothing leaves, the floor applies.
         let stopped: Vec<(u64, u64)> = (0..5).map(|i| (1_000 + 10 * i, 500 + 10 * i)).collect();
-        assert_eq!(pace(&polls(t0, &stopped), Some(2_000.0)), Some(0.0));
+        let stopped = polls(t0, &stopped);
+        assert_eq!(
+            pace(&stopped, busy_rate(&stopped), Some(2_000.0)),
+            Some(0.0)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Giving up on a message: the transfer, hold, capture or void (if it could
 //! be decoded) ends `rejected` / `processing_failed` so its sender gets a
 //! final answer, the message is copied to the dead-letter stream for
-//! operators, and it is terminated. If any of that fails, the message is delivered again later.
+//! operators, and it is terminated. If any of that fails, the message is
+//! delivered again later.
 
 use async_nats::jetstream::Message;
 use ledger::LedgerError;
