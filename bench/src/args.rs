@@ -58,7 +58,7 @@ pub struct Args {
     /// instead of this run's uniform closed-loop sustained rate: two builds
     /// compared at the same offered rate do the same work per second, so
     /// their CPU per transfer can be compared.
-    #[arg(long)]
+    #[arg(long, value_parser = rate_per_s)]
     pub open_base: Option<f64>,
     /// Open loop: most requests outstanding before sends are dropped (counted).
     #[arg(long, default_value_t = 4096)]
@@ -162,5 +162,16 @@ impl Args {
             out: self.out.clone().unwrap_or_else(|| PathBuf::from(out)),
             scenarios,
         })
+    }
+}
+
+/// A rate for `--open-base`: at least one transfer per second (a zero or
+/// negative base would make every open load zero, reported as if the
+/// closed loop had committed nothing).
+fn rate_per_s(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 1.0 => Ok(r),
+        Ok(_) => Err(format!("{text} is not a rate of at least 1 transfer/s")),
+        Err(e) => Err(format!("{text:?} is not a number: {e}")),
     }
 }
