@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::Utc;
 use ledger::apply::{Mode, Outcome, TransferRequest, apply, record_failures};
-use ledger::{admin, invariants};
+use ledger::{LedgerError, admin, invariants};
 use rand::RngExt;
 use rust_decimal::Decimal;
 use shared::money::Currency;
@@ -337,4 +337,68 @@ async fn concurrent_batches_on_hot_accounts_keep_every_invariant() {
     assert_eq!(duplicates, 2000, "each second copy seen as a duplicate");
     let report = assert_invariants(&db).await;
     assert_eq!(report.transfers, 2000 + 10);
+}
+
+/// The lock statement learns whether a batch's ids exist from a snapshot
+/// taken before it waits for the locks. Two deliveries of one transfer
+/// waiting on the same accounts: the first to get them commits it; the
+/// second, whose snapshot predates that commit, must not apply it again
+/// (its write comes up short, it reports a conflict) and on retry sees it
+/// as a duplicate. Money moves once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redelivery_racing_its_first_delivery_applies_once() {
+    let db = TestDb::new().await;
+    let (user, accs) = customer(&db, "racer", 2, "100").await;
+    let t = request(user, accs[0], accs[1], "30");
+
+    // A third transaction holds both accounts until both deliveries wait.
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM accounts WHERE id = ANY($1) FOR UPDATE")
+        .bind(&accs)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let deliveries: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, batch) = (db.pool.clone(), vec![t.clone()]);
+            tokio::spawn(async move { apply(&pool, &batch, &[], Mode::Independent).await })
+        })
+        .collect();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if waiting == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    blocker.commit().await.unwrap();
+
+    let (mut committed, mut conflicts) = (0, 0);
+    for d in deliveries {
+        match d.await.unwrap() {
+            Ok(a) => {
+                assert_eq!(a.outcomes, vec![Outcome::Committed]);
+                committed += 1;
+            }
+            Err(e) => {
+                assert!(matches!(e, LedgerError::Conflict(_)), "{e:?}");
+                assert!(e.is_transient(), "the caller retries a conflict");
+                conflicts += 1;
+                let again = apply(&db.pool, &[t.clone()], &[], Mode::Independent)
+                    .await
+                    .unwrap();
+                assert_eq!(again.outcomes, vec![Outcome::Duplicate]);
+            }
+        }
+    }
+    assert_eq!((committed, conflicts), (1, 1));
+    assert_eq!(balance(&db, accs[0]).await, dec("70"));
+    assert_eq!(balance(&db, accs[1]).await, dec("130"));
+    assert_invariants(&db).await;
 }

@@ -44,17 +44,24 @@ pub(super) async fn decide_and_write(
     } else {
         (Special::default(), Vec::new())
     };
-    let accounts = lock_accounts(conn, requests, extra_accounts).await?;
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
+    let (accounts, maybe_known) = lock_accounts(conn, requests, extra_accounts, &ids).await?;
     if special_needed {
         special.settle(conn, requests).await?;
     }
-    let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
-    let existing: Vec<TransferRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY($1)"
-    )))
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    // Step 2 rides on step 1's statement: in the usual batch none of the
+    // ids exists and this costs no round trip. When one may (a redelivery),
+    // the rows are read now, after the locks, as before.
+    let existing: Vec<TransferRow> = if maybe_known {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY($1)"
+        )))
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        Vec::new()
+    };
     let mut b = Batch {
         accounts,
         special,
@@ -293,12 +300,32 @@ impl Batch<'_> {
     }
 }
 
-/// Step 1: locks every account the batch touches, in id order.
+/// A locked account and whether any of the batch's ids already exists.
+#[derive(sqlx::FromRow)]
+struct Locked {
+    #[sqlx(flatten)]
+    row: AccountBalance,
+    known: bool,
+}
+
+/// Step 1: locks every account the batch touches, in id order, and in the
+/// same statement asks whether any of `ids` is already a transfer (step 2's
+/// question, without a round trip of its own).
+///
+/// That answer comes from the statement's snapshot, taken before the lock
+/// waits: a transaction holding our accounts may commit one of our ids
+/// while we wait, and we would not see it. Nothing goes wrong when it does:
+/// the write inserts transfers `ON CONFLICT DO NOTHING`, counts what landed
+/// and reports a conflict on a shortfall (step 5), and the caller rolls
+/// back and retries with a fresh snapshot. Redeliveries racing their own
+/// first delivery are rare; a round trip on every batch is not. Answers
+/// `true` ("read them") when no account row came back to carry the answer.
 async fn lock_accounts(
     conn: &mut PgConnection,
     requests: &[TransferRequest],
     mut account_ids: Vec<Uuid>,
-) -> Result<Accounts, LedgerError> {
+    ids: &[Uuid],
+) -> Result<(Accounts, bool), LedgerError> {
     account_ids.extend(
         requests
             .iter()
@@ -307,15 +334,19 @@ async fn lock_accounts(
     );
     account_ids.sort_unstable();
     account_ids.dedup();
-    let locked: Vec<AccountBalance> = sqlx::query_as(
-        "SELECT id, owner_id, currency, balance, overdraft_limit, held, version, created_at \
+    let locked: Vec<Locked> = sqlx::query_as(
+        "SELECT id, owner_id, currency, balance, overdraft_limit, held, version, created_at, \
+                EXISTS (SELECT 1 FROM transfers WHERE transfers.id = ANY($2)) AS known \
          FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
     .bind(&account_ids)
+    .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(locked
+    let maybe_known = locked.first().is_none_or(|l| l.known);
+    let accounts = locked
         .into_iter()
-        .map(|row| (row.id, AccountState::new(row)))
-        .collect())
+        .map(|l| (l.row.id, AccountState::new(l.row)))
+        .collect();
+    Ok((accounts, maybe_known))
 }

@@ -4,9 +4,10 @@
 //! 1. Lock every account the batch touches, once, in id order
 //!    (`ORDER BY id FOR UPDATE`): two batches can never wait on each other in
 //!    a cycle, so there are no deadlocks however many run at once.
-//! 2. Read which transfer ids already exist (redeliveries and retries). Any
-//!    transaction that applied one of them held the same account locks, so
-//!    after step 1 this read is settled.
+//! 2. Learn which transfer ids already exist (redeliveries and retries):
+//!    the lock statement also says whether any does, and only then are
+//!    those rows read (after the locks, so the read is settled: any
+//!    transaction that applied one of them held the same account locks).
 //! 3. Decide each transfer in batch order in memory ([`decide`]): a
 //!    transfer that would overdraw is rejected on its own, the others commit.
 //! 4. Write everything in one statement ([`write`]): transfers
@@ -14,7 +15,8 @@
 //! 5. Check the write counts against the decisions; on any mismatch roll back
 //!    and report a conflict (the caller retries).
 //!
-//! Five round trips per batch, whatever its size. An atomic batch with any
+//! Four round trips per batch (BEGIN, lock, write, COMMIT), whatever its
+//! size; five when a redelivered id is in it. An atomic batch with any
 //! rejection rolls back and stores every payment rejected in one more
 //! statement.
 //!
