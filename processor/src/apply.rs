@@ -9,6 +9,7 @@
 //! split the group.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_nats::jetstream::Message;
@@ -18,6 +19,7 @@ use shared::messages::{SCHEMA_VERSION, TransferCommand};
 use shared::shutdown::Shutdown;
 use tracing::Span;
 
+use crate::applier::ApplyFn;
 use crate::ctx::{Ctx, Failure, RETRY_BACKOFF_MAX, RETRY_BACKOFF_START, sleep_or_stop};
 use crate::disposition::KeepAlive;
 use crate::{progress, results};
@@ -148,6 +150,7 @@ pub async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Resu
         }
     };
     metrics::histogram!("processor_apply_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("processor_apply_batch_size").record(group.len() as f64);
     drop(db_spans);
     results::record_outcomes(&applied);
     // Each result carries its transfer's trace onward (results stream → Redis
@@ -176,4 +179,15 @@ pub async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Resu
         progress::schedule(ctx, id, owner);
     }
     Ok(())
+}
+
+/// [`apply_group`] as the `applier` calls it.
+pub fn applier_fn(ctx: Arc<Ctx>, shutdown: Shutdown) -> ApplyFn<Item> {
+    Arc::new(move |items: Vec<Item>| {
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        Box::pin(async move {
+            let outcome = apply_group(&ctx, &items, &shutdown).await;
+            (items, outcome)
+        })
+    })
 }

@@ -20,8 +20,11 @@ pub struct Config {
     pub redis_prefix: String,
     pub topology: Topology,
     pub consumer: ConsumerSettings,
-    /// Concurrent batches (each holds one database connection while applying).
+    /// Pull workers: each pulls, decodes and settles its own batches.
     pub workers: usize,
+    /// Transfer transactions at once per process (`PROCESSOR_APPLY_CONCURRENCY`);
+    /// the workers' groups that wait meanwhile are merged (see `applier`).
+    pub apply_concurrency: usize,
     /// Most transfers applied in one database transaction.
     pub batch_max: usize,
     /// How long a worker waits to fill a batch once it has one message.
@@ -35,17 +38,19 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        // Four. Fewer workers make bigger batches (less PostgreSQL CPU per
-        // transfer: 2 workers peaked ~15 % higher in make bench on 2 cores)
-        // but leave PostgreSQL too little concurrency to ride out a slow
-        // moment (vacuum, checkpoint): in a full run 2 workers fell behind
-        // the gateway (7,817 accepted/s, 6,116 committed/s, backlog growing)
-        // where 4 keep up. See README Performance.
+        // Four pull workers, one transfer transaction at a time: the
+        // workers' groups that wait meanwhile are merged into the next one
+        // (see `applier` and docs/apply-path.md). With each worker applying
+        // its own group, transactions stayed small and queued on each
+        // other's row locks; one at a time with merging moved 29-40 % more
+        // transfers in make bench than that, and 2 at a time gained little
+        // (their transactions stayed small). See README Performance.
         let workers: usize = config::parse("PROCESSOR_WORKERS", 4)?;
         let batch_max: usize = config::parse("PROCESSOR_BATCH_MAX", 500)?;
-        if workers == 0 || batch_max == 0 {
+        let apply_concurrency: usize = config::parse("PROCESSOR_APPLY_CONCURRENCY", 1)?;
+        if workers == 0 || batch_max == 0 || apply_concurrency == 0 {
             return Err(ConfigError::Invalid {
-                name: "PROCESSOR_WORKERS/PROCESSOR_BATCH_MAX".into(),
+                name: "PROCESSOR_WORKERS/PROCESSOR_BATCH_MAX/PROCESSOR_APPLY_CONCURRENCY".into(),
                 reason: "must be at least 1".into(),
             });
         }
@@ -62,6 +67,7 @@ impl Config {
             topology: Topology::from_env()?,
             consumer: ConsumerSettings::from_env()?,
             workers,
+            apply_concurrency,
             batch_max,
             linger: config::millis("PROCESSOR_LINGER_MS", 1)?,
             replay_buffer: config::parse("REPLAY_BUFFER", 1000)?,

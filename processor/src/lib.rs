@@ -3,7 +3,8 @@
 //! metrics are served on `PROCESSOR_ADDR`.
 //!
 //! A transfer's way through: `pull` (the pull loop and batching) →
-//! `apply` (decode, one ledger transaction per group) → `results` (result
+//! `applier` (the workers' groups merged into a few transactions at a
+//! time) → `apply` (decode, one ledger transaction per group) → `results` (result
 //! messages, who is notified, stored on the results stream) →
 //! `disposition` (the one place messages are acked) → `relay` (results
 //! into Redis for the notifiers). Beside them: `atomic` (all-or-nothing
@@ -11,6 +12,7 @@
 //! batch progress), `watchdog` (a consumer that lost its messages),
 //! `expiry` (holds past their time become expiry commands).
 
+mod applier;
 mod apply;
 mod atomic;
 pub mod config;
@@ -105,8 +107,10 @@ pub async fn serve(
     config: Config,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let pool =
-        ledger::pool(&config.database_url, config.workers as u32 + 2).context("DATABASE_URL")?;
+    // A connection per worker (atomic batches), per transfer transaction,
+    // and two for the expiry poller and health checks.
+    let connections = config.workers + config.apply_concurrency + 2;
+    let pool = ledger::pool(&config.database_url, connections as u32).context("DATABASE_URL")?;
     ledger::report_pool_metrics(pool.clone());
     let nats =
         shared::tls::nats_connect("processor", &config.nats_url, &config.nats_inbox_prefix).await?;
@@ -151,9 +155,24 @@ pub async fn serve(
         progress_due: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
+    let (applier, applier_task) = applier::Applier::start(
+        applier::Limits {
+            concurrency: config.apply_concurrency,
+            batch_max: config.batch_max,
+            queue: config.workers,
+        },
+        apply::applier_fn(ctx.clone(), shutdown.clone()),
+        shutdown.clone(),
+    );
     for _ in 0..config.workers {
-        tasks.spawn(pull::run(ctx.clone(), transfers.clone(), shutdown.clone()));
+        tasks.spawn(pull::run(
+            ctx.clone(),
+            applier.clone(),
+            transfers.clone(),
+            shutdown.clone(),
+        ));
     }
+    drop(applier);
     tasks.spawn(watchdog::run(
         ctx.js.clone(),
         topology.transfers_stream.clone(),
@@ -171,6 +190,7 @@ pub async fn serve(
     tasks.spawn(expiry::run(ctx.clone(), shutdown.clone()));
     tracing::info!(
         workers = config.workers,
+        apply_concurrency = config.apply_concurrency,
         batch_max = config.batch_max,
         "processor running"
     );
@@ -179,6 +199,7 @@ pub async fn serve(
             tracing::error!(error = %e, "a processor task failed");
         }
     }
+    let _ = applier_task.await;
     // Acks are buffered in the client: send them before leaving.
     let _ = nats.flush().await;
     let _ = http.await;

@@ -3,11 +3,12 @@
 //! handlers in order, and settled in one place.
 //!
 //! Handling order within a pulled batch: atomic batches and undecodable
-//! messages as they come, then the transfers together in one transaction,
-//! then each transfer on its last allowed delivery alone (a poison message
-//! that kills processes cannot take other transfers with it). A group the
-//! database refuses is split and each transfer applied alone; one that
-//! fails alone is dead-lettered.
+//! messages as they come, then the transfers together in one transaction
+//! (the `applier`'s, shared with other workers' groups), then each transfer
+//! on its last allowed delivery alone (a poison message that kills
+//! processes cannot take other transfers with it). A group the database
+//! refuses is split and each transfer applied alone; one that fails alone
+//! is dead-lettered.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use async_nats::jetstream::consumer::pull::Stream;
 use shared::shutdown::Shutdown;
 use tokio_stream::StreamExt;
 
+use crate::applier::Applier;
 use crate::apply::{self, Item};
 use crate::ctx::{Ctx, Failure, sleep_or_stop};
 use crate::disposition::{self, Disposition, RETRY_SOON};
@@ -62,11 +64,17 @@ pub async fn open(
 enum Work {
     Atomic(Message),
     Undecodable(Message),
-    /// Transfers applied in one transaction.
-    Transfers(Vec<Item>),
+    /// Transfers applied in one transaction; `true`: never merged with
+    /// other groups.
+    Transfers(Vec<Item>, bool),
 }
 
-pub async fn run(ctx: Arc<Ctx>, consumer: PullConsumer, mut shutdown: Shutdown) {
+pub async fn run(
+    ctx: Arc<Ctx>,
+    applier: Applier<Item>,
+    consumer: PullConsumer,
+    mut shutdown: Shutdown,
+) {
     while !shutdown.is_triggered() {
         let Some(messages) = open(&consumer, ctx.config.batch_max, &mut shutdown).await else {
             continue;
@@ -93,7 +101,7 @@ pub async fn run(ctx: Arc<Ctx>, consumer: PullConsumer, mut shutdown: Shutdown) 
                 }
             }
             if !batch.is_empty() {
-                handle(&ctx, batch, &shutdown).await;
+                handle(&ctx, &applier, batch, &shutdown).await;
             }
             if broken {
                 break;
@@ -104,7 +112,7 @@ pub async fn run(ctx: Arc<Ctx>, consumer: PullConsumer, mut shutdown: Shutdown) 
 
 /// Handles one pulled batch: plans the work, runs it in order, settles
 /// every message.
-async fn handle(ctx: &Ctx, messages: Vec<Message>, shutdown: &Shutdown) {
+async fn handle(ctx: &Ctx, applier: &Applier<Item>, messages: Vec<Message>, shutdown: &Shutdown) {
     let started = Instant::now();
     let received_at = chrono::Utc::now();
     let mut queue = VecDeque::new();
@@ -128,9 +136,13 @@ async fn handle(ctx: &Ctx, messages: Vec<Message>, shutdown: &Shutdown) {
     }
     let size = together.len() + alone.len();
     if !together.is_empty() {
-        queue.push_back(Work::Transfers(together));
+        queue.push_back(Work::Transfers(together, false));
     }
-    queue.extend(alone.into_iter().map(|item| Work::Transfers(vec![item])));
+    queue.extend(
+        alone
+            .into_iter()
+            .map(|item| Work::Transfers(vec![item], true)),
+    );
 
     while let Some(work) = queue.pop_front() {
         let settled: Vec<(Message, Disposition)> = match work {
@@ -142,18 +154,18 @@ async fn handle(ctx: &Ctx, messages: Vec<Message>, shutdown: &Shutdown) {
                 let d = dead_letter::handle(ctx, &m, None, "undecodable message").await;
                 vec![(m, d)]
             }
-            Work::Transfers(group) => match apply::apply_group(ctx, &group, shutdown).await {
-                Ok(()) => every(group, Disposition::Ack),
-                Err(Failure::Stopped) => every(group, Disposition::Nak(RETRY_SOON)),
-                Err(Failure::Permanent(e)) if group.len() > 1 => {
+            Work::Transfers(group, alone) => match applier.apply(group, alone).await {
+                (group, Ok(())) => every(group, Disposition::Ack),
+                (group, Err(Failure::Stopped)) => every(group, Disposition::Nak(RETRY_SOON)),
+                (group, Err(Failure::Permanent(e))) if group.len() > 1 => {
                     tracing::warn!(error = %e, size = group.len(), "batch refused; applying one by one");
                     // Next, in order, before anything else queued.
                     for item in group.into_iter().rev() {
-                        queue.push_front(Work::Transfers(vec![item]));
+                        queue.push_front(Work::Transfers(vec![item], true));
                     }
                     Vec::new()
                 }
-                Err(Failure::Permanent(e)) => {
+                (group, Err(Failure::Permanent(e))) => {
                     let mut out = Vec::with_capacity(group.len());
                     for item in group {
                         let error = e.to_string();

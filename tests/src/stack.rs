@@ -114,6 +114,7 @@ impl Stack {
                 max_ack_pending: 10_000,
             },
             workers: 2,
+            apply_concurrency: 1,
             batch_max: 200,
             linger: Duration::from_millis(1),
             replay_buffer: 100,

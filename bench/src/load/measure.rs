@@ -41,7 +41,7 @@ pub fn stages(
     after: &BTreeMap<&str, Scrape>,
 ) -> BTreeMap<String, StageStats> {
     let mut out = BTreeMap::new();
-    let wanted: [(&str, &str, &str, &[&str], f64); 6] = [
+    let wanted: [(&str, &str, &str, &[&str], f64); 7] = [
         (
             "gateway: POST /v1/transfers handler (ms)",
             "gateway",
@@ -60,6 +60,13 @@ pub fn stages(
             "processor: batch size (transfers)",
             "processor",
             "processor_batch_size",
+            &[],
+            1.0,
+        ),
+        (
+            "processor: transfers per transaction",
+            "processor",
+            "processor_apply_batch_size",
             &[],
             1.0,
         ),

@@ -155,6 +155,7 @@ impl Report {
         let mut processor_settings = BTreeMap::new();
         for (k, d) in [
             ("PROCESSOR_WORKERS", "4"),
+            ("PROCESSOR_APPLY_CONCURRENCY", "1"),
             ("PROCESSOR_BATCH_MAX", "500"),
             ("PROCESSOR_LINGER_MS", "1"),
         ] {
