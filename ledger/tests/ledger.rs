@@ -390,7 +390,7 @@ async fn a_redelivery_racing_its_first_delivery_applies_once() {
                 assert!(matches!(e, LedgerError::Conflict(_)), "{e:?}");
                 assert!(e.is_transient(), "the caller retries a conflict");
                 conflicts += 1;
-                let again = apply(&db.pool, &[t.clone()], &[], Mode::Independent)
+                let again = apply(&db.pool, std::slice::from_ref(&t), &[], Mode::Independent)
                     .await
                     .unwrap();
                 assert_eq!(again.outcomes, vec![Outcome::Duplicate]);
