@@ -22,9 +22,11 @@
 //! `alone` (a transfer on its last delivery, or one of a split group) are
 //! never merged: a poison message takes nothing else with it.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::shutdown::Shutdown;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -39,6 +41,13 @@ pub type Done<T> = (Vec<T>, Result<(), Failure>);
 pub type ApplyFn<T> =
     Arc<dyn Fn(Vec<T>) -> Pin<Box<dyn Future<Output = Done<T>> + Send>> + Send + Sync>;
 
+/// Tells the queue that waiting items are still being worked on
+/// (`Progress` acks in the processor), so they are not redelivered.
+pub type TouchFn<T> = Arc<dyn for<'a> Fn(&'a [&'a T]) -> Touching<'a> + Send + Sync>;
+
+/// What a [`TouchFn`] returns.
+pub type Touching<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// How many transactions at once, and how big a merged one may grow.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -46,6 +55,9 @@ pub struct Limits {
     pub batch_max: usize,
     /// Groups waiting at most (one per pull worker is enough).
     pub queue: usize,
+    /// How often groups waiting for a slot are touched (a third of the
+    /// ack wait never lets their timer run out).
+    pub keep_alive: Duration,
 }
 
 struct Job<T> {
@@ -67,16 +79,17 @@ impl<T> Clone for Applier<T> {
     }
 }
 
-impl<T: Send + 'static> Applier<T> {
+impl<T: Send + Sync + 'static> Applier<T> {
     /// Starts the applier task; it ends at shutdown or when every handle is
     /// dropped.
     pub fn start(
         limits: Limits,
         apply: ApplyFn<T>,
+        touch: TouchFn<T>,
         shutdown: Shutdown,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
-        let task = tokio::spawn(run(limits, apply, rx, shutdown));
+        let task = tokio::spawn(run(limits, apply, touch, rx, shutdown));
         (Self { jobs: tx }, task)
     }
 
@@ -97,24 +110,38 @@ impl<T: Send + 'static> Applier<T> {
     }
 }
 
-async fn run<T: Send + 'static>(
+async fn run<T: Send + Sync + 'static>(
     limits: Limits,
     apply: ApplyFn<T>,
+    touch: TouchFn<T>,
     mut rx: mpsc::Receiver<Job<T>>,
     mut shutdown: Shutdown,
 ) {
     let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
-    let mut held: Option<Job<T>> = None;
+    // Groups taken off the channel but not started yet, oldest first.
+    let mut waiting: VecDeque<Job<T>> = VecDeque::new();
     loop {
-        let slot = tokio::select! {
-            _ = shutdown.wait() => return stop(held, rx),
-            slot = slots.clone().acquire_owned() => slot,
+        // While the slots are busy (a long transaction, or one retrying
+        // while the database is away) the waiting groups' messages are
+        // kept from redelivery, as a running transaction's are.
+        let slot = loop {
+            tokio::select! {
+                _ = shutdown.wait() => return stop(waiting, rx),
+                slot = slots.clone().acquire_owned() => break slot,
+                _ = tokio::time::sleep(limits.keep_alive) => {
+                    waiting.extend(std::iter::from_fn(|| rx.try_recv().ok()));
+                    let items: Vec<&T> = waiting.iter().flat_map(|j| j.items.iter()).collect();
+                    if !items.is_empty() {
+                        touch(&items).await;
+                    }
+                }
+            }
         };
         let Ok(slot) = slot else { return };
-        let first = match held.take() {
+        let first = match waiting.pop_front() {
             Some(job) => job,
             None => tokio::select! {
-                _ = shutdown.wait() => return stop(None, rx),
+                _ = shutdown.wait() => return stop(waiting, rx),
                 job = rx.recv() => match job {
                     Some(job) => job,
                     None => return,
@@ -125,9 +152,11 @@ async fn run<T: Send + 'static>(
         if !jobs[0].alone {
             let mut size = jobs[0].items.len();
             while size < limits.batch_max {
-                let Ok(job) = rx.try_recv() else { break };
+                let Some(job) = waiting.pop_front().or_else(|| rx.try_recv().ok()) else {
+                    break;
+                };
                 if job.alone || size + job.items.len() > limits.batch_max {
-                    held = Some(job);
+                    waiting.push_front(job);
                     break;
                 }
                 size += job.items.len();
@@ -144,9 +173,9 @@ async fn run<T: Send + 'static>(
 
 /// Shutdown: every group not started is answered `Stopped` (its worker
 /// naks it for another processor to take soon).
-fn stop<T>(held: Option<Job<T>>, mut rx: mpsc::Receiver<Job<T>>) {
+fn stop<T>(waiting: VecDeque<Job<T>>, mut rx: mpsc::Receiver<Job<T>>) {
     rx.close();
-    let waiting = held
+    let waiting = waiting
         .into_iter()
         .chain(std::iter::from_fn(|| rx.try_recv().ok()));
     for job in waiting {
@@ -186,6 +215,7 @@ mod tests {
     use std::sync::Mutex;
 
     use ledger::LedgerError;
+    use tokio::sync::Notify;
 
     use super::*;
 
@@ -231,13 +261,25 @@ mod tests {
         }
     }
 
-    fn start(batch_max: usize, apply: ApplyFn<u32>, shutdown: Shutdown) -> Applier<u32> {
-        let limits = Limits {
+    fn limits(batch_max: usize) -> Limits {
+        Limits {
             concurrency: 1,
             batch_max,
             queue: 8,
-        };
-        Applier::start(limits, apply, shutdown).0
+            keep_alive: Duration::from_secs(3600),
+        }
+    }
+
+    fn ignore<'a>(_: &'a [&'a u32]) -> Touching<'a> {
+        Box::pin(async {})
+    }
+
+    fn no_touch() -> TouchFn<u32> {
+        Arc::new(ignore)
+    }
+
+    fn start(batch_max: usize, apply: ApplyFn<u32>, shutdown: Shutdown) -> Applier<u32> {
+        Applier::start(limits(batch_max), apply, no_touch(), shutdown).0
     }
 
     fn send(
@@ -327,12 +369,7 @@ mod tests {
     async fn shutdown_answers_waiting_groups_stopped_with_their_items() {
         let (fake, apply) = Fake::new();
         let (trigger, shutdown) = shared::shutdown::channel();
-        let limits = Limits {
-            concurrency: 1,
-            batch_max: 100,
-            queue: 8,
-        };
-        let (applier, task) = Applier::start(limits, apply, shutdown);
+        let (applier, task) = Applier::start(limits(100), apply, no_touch(), shutdown);
         let first = send(&applier, &[1], false);
         fake.started(1).await;
         let second = send(&applier, &[2], false);
@@ -350,5 +387,38 @@ mod tests {
         let late = applier.apply(vec![3], false).await;
         assert_eq!(late.0, vec![3]);
         assert!(matches!(late.1, Err(Failure::Stopped)));
+    }
+
+    /// What `recording_touch` saw (only the test below uses it).
+    static TOUCHED: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
+    static POKED: Notify = Notify::const_new();
+
+    fn recording_touch<'a>(items: &'a [&'a u32]) -> Touching<'a> {
+        TOUCHED
+            .lock()
+            .unwrap()
+            .push(items.iter().map(|i| **i).collect());
+        POKED.notify_one();
+        Box::pin(async {})
+    }
+
+    #[tokio::test]
+    async fn groups_waiting_for_a_slot_are_kept_alive() {
+        let (fake, apply) = Fake::new();
+        let mut limits = limits(100);
+        limits.keep_alive = Duration::from_millis(5);
+        let touch: TouchFn<u32> = Arc::new(recording_touch);
+        let (applier, _) = Applier::start(limits, apply, touch, Shutdown::never());
+        let first = send(&applier, &[1], false);
+        fake.started(1).await;
+        let second = send(&applier, &[2, 3], false);
+        POKED.notified().await;
+        // The waiting group is touched, the running one is not (its own
+        // transaction keeps it alive).
+        assert_eq!(TOUCHED.lock().unwrap()[0], vec![2, 3]);
+        fake.gate.add_permits(2);
+        assert!(first.await.unwrap().1.is_ok());
+        assert_eq!(second.await.unwrap().0, vec![2, 3]);
+        assert_eq!(fake.calls(), vec![vec![1], vec![2, 3]]);
     }
 }

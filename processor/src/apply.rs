@@ -19,7 +19,7 @@ use shared::messages::{SCHEMA_VERSION, TransferCommand};
 use shared::shutdown::Shutdown;
 use tracing::Span;
 
-use crate::applier::ApplyFn;
+use crate::applier::{ApplyFn, TouchFn, Touching};
 use crate::ctx::{Ctx, Failure, RETRY_BACKOFF_MAX, RETRY_BACKOFF_START, sleep_or_stop};
 use crate::disposition::KeepAlive;
 use crate::{progress, results};
@@ -189,5 +189,17 @@ pub fn applier_fn(ctx: Arc<Ctx>, shutdown: Shutdown) -> ApplyFn<Item> {
             let outcome = apply_group(&ctx, &items, &shutdown).await;
             (items, outcome)
         })
+    })
+}
+
+/// Tells JetStream the items waiting in the `applier` are in progress.
+pub fn touch_fn() -> TouchFn<Item> {
+    Arc::new(touch)
+}
+
+fn touch<'a>(items: &'a [&'a Item]) -> Touching<'a> {
+    Box::pin(async move {
+        let messages: Vec<&Message> = items.iter().map(|i| &i.message).collect();
+        crate::disposition::in_progress(&messages).await;
     })
 }

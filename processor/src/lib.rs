@@ -160,8 +160,10 @@ pub async fn serve(
             concurrency: config.apply_concurrency,
             batch_max: config.batch_max,
             queue: config.workers,
+            keep_alive: config.consumer.ack_wait / 3,
         },
         apply::applier_fn(ctx.clone(), shutdown.clone()),
+        apply::touch_fn(),
         shutdown.clone(),
     );
     for _ in 0..config.workers {
