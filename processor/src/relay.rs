@@ -73,9 +73,12 @@ pub async fn run(
             };
             let message = match next {
                 None => break,
+                // Missed heartbeats, reconnects, a recreated consumer: start a
+                // fresh pull, as the transfers' pull loop does, rather than
+                // wait on a stream that may no longer ask for messages.
                 Some(Err(e)) => {
-                    tracing::debug!(error = %e, "results stream hiccup");
-                    continue;
+                    tracing::debug!(error = %e, "results pull interrupted; pulling again");
+                    break;
                 }
                 Some(Ok(m)) => m,
             };
