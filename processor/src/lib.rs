@@ -175,12 +175,20 @@ pub async fn serve(
         ));
     }
     drop(applier);
-    tasks.spawn(watchdog::run(
-        ctx.js.clone(),
-        topology.transfers_stream.clone(),
-        config.consumer.pull_config(&topology.processor_consumer),
-        shutdown.clone(),
-    ));
+    // Both work queues can meet nats-server 2.9.10's sequence reset: a
+    // stuck results consumer loses notifications as surely as a stuck
+    // transfers consumer loses transfers.
+    for (stream, consumer) in [
+        (&topology.transfers_stream, &topology.processor_consumer),
+        (&topology.results_stream, &topology.relay_consumer),
+    ] {
+        tasks.spawn(watchdog::run(
+            ctx.js.clone(),
+            stream.clone(),
+            config.consumer.pull_config(consumer),
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(relay::run(
         results,
         config.redis_url.clone(),
