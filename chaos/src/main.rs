@@ -240,9 +240,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     rows.insert(
         1,
         check::Row {
-            name: "queue drained: nothing stored, pending or unacked".into(),
+            name: "queues drained (commands, results): nothing stored, pending or unacked".into(),
             ok: drain.queue_empty,
-            detail: format!("empty {:.1}s after the load stopped", drain.queue_secs),
+            detail: if drain.queue_empty {
+                format!("empty {:.1}s after the load stopped", drain.queue_secs)
+            } else {
+                format!("still {} after {:.1}s", drain.queues, drain.queue_secs)
+            },
         },
     );
     rows.push(check::Row {
