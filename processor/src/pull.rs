@@ -64,9 +64,13 @@ pub async fn open(
 enum Work {
     Atomic(Message),
     Undecodable(Message),
-    /// Transfers applied in one transaction; `true`: never merged with
-    /// other groups.
-    Transfers(Vec<Item>, bool),
+    /// Transfers applied in one transaction.
+    Transfers {
+        group: Vec<Item>,
+        /// Never merged with other groups (a last delivery, or one transfer
+        /// of a refused group).
+        alone: bool,
+    },
 }
 
 pub async fn run(
@@ -136,13 +140,15 @@ async fn handle(ctx: &Ctx, applier: &Applier<Item>, messages: Vec<Message>, shut
     }
     let size = together.len() + alone.len();
     if !together.is_empty() {
-        queue.push_back(Work::Transfers(together, false));
+        queue.push_back(Work::Transfers {
+            group: together,
+            alone: false,
+        });
     }
-    queue.extend(
-        alone
-            .into_iter()
-            .map(|item| Work::Transfers(vec![item], true)),
-    );
+    queue.extend(alone.into_iter().map(|item| Work::Transfers {
+        group: vec![item],
+        alone: true,
+    }));
 
     while let Some(work) = queue.pop_front() {
         let settled: Vec<(Message, Disposition)> = match work {
@@ -154,14 +160,17 @@ async fn handle(ctx: &Ctx, applier: &Applier<Item>, messages: Vec<Message>, shut
                 let d = dead_letter::handle(ctx, &m, None, "undecodable message").await;
                 vec![(m, d)]
             }
-            Work::Transfers(group, alone) => match applier.apply(group, alone).await {
+            Work::Transfers { group, alone } => match applier.apply(group, alone).await {
                 (group, Ok(())) => every(group, Disposition::Ack),
                 (group, Err(Failure::Stopped)) => every(group, Disposition::Nak(RETRY_SOON)),
                 (group, Err(Failure::Permanent(e))) if group.len() > 1 => {
                     tracing::warn!(error = %e, size = group.len(), "batch refused; applying one by one");
                     // Next, in order, before anything else queued.
                     for item in group.into_iter().rev() {
-                        queue.push_front(Work::Transfers(vec![item], true));
+                        queue.push_front(Work::Transfers {
+                            group: vec![item],
+                            alone: true,
+                        });
                     }
                     Vec::new()
                 }
