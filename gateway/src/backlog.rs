@@ -16,6 +16,15 @@
 //! growth` = `Δlast_seq - Δmessages`. One request per poll whatever the
 //! traffic; the request path only reads atomics.
 //!
+//! Between two polls the reading is brought up to date on every request
+//! ([`Backlog::estimate`]): what this gateway published since the reading
+//! was asked for, plus its publishes still awaiting JetStream's ack (the
+//! stream has not counted them yet, but each is a `202` to be), minus what
+//! the processors cleared meanwhile at their measured pace. Without that,
+//! a poll interval of admissions at an overload's rate plus thousands of
+//! publishes in flight overshot a 2 s budget to 4 s before the next poll
+//! noticed (`make bench`, overload at 2×).
+//!
 //! The clear rate is what the processors can do, so it is measured only
 //! while they had work ([`busy_rate`]): a burst after a quiet spell is
 //! weighed against the pace of the last busy spell (remembered for
@@ -51,6 +60,12 @@ const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// its own pace alone (processors slowed down or stopped), not the
 /// remembered one.
 const SATURATED_POLLS: usize = 5;
+/// A saturated queue's pace is measured over up to this many polls (2 s):
+/// processors under load clear in batches (hundreds of acks at once, a
+/// few times a second), so one second of polls swings by a quarter, and
+/// each dip read as a slower pace overshot the budget. A stop still shows
+/// within about a second: the estimate then also stops falling.
+const SATURATED_SMOOTHING: usize = 9;
 /// How long the pace of the last busy spell stands for the processors'
 /// pace while they are idle.
 const PEAK_MEMORY: Duration = Duration::from_secs(60);
@@ -90,7 +105,8 @@ pub struct BacklogView {
     /// Whether the gateway has a current reading (false: JetStream did not
     /// answer the last poll, and nothing is shed on the backlog's account).
     known: bool,
-    /// Commands in the transfers stream not yet applied and acknowledged.
+    /// Commands accepted and not yet applied: in the transfers stream, or
+    /// (this gateway's) on their way to it.
     pending: u64,
     /// The processors' pace: commands leaving the stream per second while
     /// it held work, over the last few seconds (or the last busy spell's;
@@ -110,10 +126,31 @@ pub struct Backlog {
     known: AtomicBool,
     /// Whether the reading's pace was measured (see [`pace`]).
     measured: AtomicBool,
+    /// Messages in the stream at the last reading.
     pending: AtomicU64,
-    /// f64 bits (atomics hold no floats).
-    seconds: AtomicU64,
+    /// The processors' pace at the last reading: f64 bits (atomics hold no
+    /// floats).
     clear_per_s: AtomicU64,
+    /// When the last reading was taken, µs since `epoch`.
+    read_at_us: AtomicU64,
+    epoch: Instant,
+    /// This gateway's publishes JetStream stored, ever.
+    stored: AtomicU64,
+    /// `stored` when the last reading was asked for: later ones are not in
+    /// its count.
+    stored_at_reading: AtomicU64,
+    /// This gateway's publishes awaiting JetStream's answer.
+    in_flight: AtomicU64,
+}
+
+/// Counts one publish in flight from its start until its answer (or its
+/// cancellation): see [`Backlog::publishing`].
+pub struct InFlight<'a>(&'a Backlog);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Backlog {
@@ -125,13 +162,54 @@ impl Backlog {
             known: AtomicBool::new(false),
             measured: AtomicBool::new(false),
             pending: AtomicU64::new(0),
-            seconds: AtomicU64::new(0f64.to_bits()),
             clear_per_s: AtomicU64::new(0f64.to_bits()),
+            read_at_us: AtomicU64::new(0),
+            epoch: Instant::now(),
+            stored: AtomicU64::new(0),
+            stored_at_reading: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         }
     }
 
+    fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Call before a publish to the transfers stream; the publish counts as
+    /// backlog until the guard is dropped.
+    pub fn publishing(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// A publish JetStream stored (call before dropping its [`InFlight`],
+    /// so that it is never counted in neither).
+    pub fn published(&self) {
+        self.stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Commands accepted and not applied, now: the last reading, less what
+    /// the processors cleared since at their pace, plus this gateway's
+    /// publishes since (stored or in flight).
+    fn estimate(&self, now: Instant) -> u64 {
+        let rate = f64::from_bits(self.clear_per_s.load(Ordering::Relaxed));
+        let since_us = self
+            .micros(now)
+            .saturating_sub(self.read_at_us.load(Ordering::Relaxed));
+        let cleared = (rate * since_us as f64 / 1e6) as u64;
+        let left = self.pending.load(Ordering::Relaxed).saturating_sub(cleared);
+        let newer = self
+            .stored
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.stored_at_reading.load(Ordering::Relaxed));
+        left + newer + self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The backlog in seconds of the processors' pace (at least the floor
+    /// rate), now.
     fn seconds(&self) -> f64 {
-        f64::from_bits(self.seconds.load(Ordering::Relaxed))
+        let rate = f64::from_bits(self.clear_per_s.load(Ordering::Relaxed));
+        self.estimate(Instant::now()) as f64 / rate.max(RATE_FLOOR_PER_S)
     }
 
     fn shedding(&self) -> bool {
@@ -153,7 +231,7 @@ impl Backlog {
     pub fn view(&self) -> BacklogView {
         BacklogView {
             known: self.known.load(Ordering::Relaxed),
-            pending: self.pending.load(Ordering::Relaxed),
+            pending: self.estimate(Instant::now()),
             clear_per_second: f64::from_bits(self.clear_per_s.load(Ordering::Relaxed)),
             seconds: self.seconds(),
             budget_seconds: self.budget.as_secs_f64(),
@@ -167,22 +245,31 @@ impl Backlog {
         (self.seconds() - self.budget.as_secs_f64()).max(0.0)
     }
 
-    /// A reading: messages in the stream and the processors' pace, if
-    /// measured yet (not: nothing is shed on this reading).
-    fn store(&self, reading: Option<(u64, Option<f64>)>) {
+    /// Call just before asking for a reading: what is stored from now on
+    /// is not in it (one stored meanwhile is counted twice, which errs on
+    /// the safe side).
+    fn mark(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
+    }
+
+    /// A reading taken at `at` after [`Backlog::mark`] returned `mark`:
+    /// messages in the stream and the processors' pace, if measured yet
+    /// (not: nothing is shed on this reading).
+    fn store(&self, reading: Option<(u64, Option<f64>)>, mark: u64, at: Instant) {
         let Some((pending, pace)) = reading else {
             self.known.store(false, Ordering::Relaxed);
             return;
         };
         let rate = pace.unwrap_or(0.0);
-        let seconds = pending as f64 / rate.max(RATE_FLOOR_PER_S);
         self.pending.store(pending, Ordering::Relaxed);
         self.clear_per_s.store(rate.to_bits(), Ordering::Relaxed);
-        self.seconds.store(seconds.to_bits(), Ordering::Relaxed);
+        self.stored_at_reading.store(mark, Ordering::Relaxed);
+        self.read_at_us.store(self.micros(at), Ordering::Relaxed);
         self.measured.store(pace.is_some(), Ordering::Relaxed);
         self.known.store(true, Ordering::Relaxed);
+        let pending = self.estimate(at);
         metrics::gauge!("gateway_backlog_pending").set(pending as f64);
-        metrics::gauge!("gateway_backlog_seconds").set(seconds);
+        metrics::gauge!("gateway_backlog_seconds").set(self.seconds());
         metrics::gauge!("gateway_backlog_clear_per_second").set(rate);
     }
 }
@@ -225,16 +312,16 @@ fn busy_rate<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Option<f64> {
 
 /// The processors' pace, from the samples of the last [`RATE_WINDOW`]
 /// (oldest first), their busy rate `window` and the last busy spell's
-/// `peak`: the last [`SATURATED_POLLS`] polls' busy rate alone when the
-/// queue held work at each of them, else the better of `window` and
-/// `peak`. `None`: no busy interval seen yet (a burst's first poll on a
-/// fresh gateway), which sheds nothing until the next poll.
+/// `peak`: when the queue held work at the last [`SATURATED_POLLS`] polls
+/// or more, the busy rate of that run of polls alone (at most the last
+/// [`SATURATED_SMOOTHING`]); else the better of `window` and `peak`.
+/// `None`: no busy interval seen yet (a burst's first poll on a fresh
+/// gateway), which sheds nothing until the next poll.
 fn pace(samples: &VecDeque<Sample>, window: Option<f64>, peak: Option<f64>) -> Option<f64> {
-    let recent = samples
-        .iter()
-        .skip(samples.len().saturating_sub(SATURATED_POLLS));
-    if samples.len() >= SATURATED_POLLS && recent.clone().all(|s| s.2 > 0) {
-        return busy_rate(recent);
+    let busy = samples.iter().rev().take_while(|s| s.2 > 0).count();
+    if busy >= SATURATED_POLLS {
+        let run = busy.min(SATURATED_SMOOTHING);
+        return busy_rate(samples.iter().skip(samples.len() - run));
     }
     match (window, peak) {
         (Some(w), Some(p)) => Some(w.max(p)),
@@ -276,6 +363,7 @@ pub fn watch(state: SharedState, mut shutdown: Shutdown) {
                 _ = shutdown.wait() => return,
                 _ = tick.tick() => {}
             }
+            let mark = state.backlog.mark();
             let info = match state
                 .js
                 .get_stream_no_info(&state.topology.transfers_stream)
@@ -286,7 +374,7 @@ pub fn watch(state: SharedState, mut shutdown: Shutdown) {
             };
             let Some(info) = info else {
                 samples.clear();
-                state.backlog.store(None);
+                state.backlog.store(None, mark, Instant::now());
                 continue;
             };
             let now = Instant::now();
@@ -300,7 +388,9 @@ pub fn watch(state: SharedState, mut shutdown: Shutdown) {
             let window = busy_rate(&samples);
             let rate = pace(&samples, window, peak.get(now));
             peak.note(window, now);
-            state.backlog.store(Some((info.state.messages, rate)));
+            state
+                .backlog
+                .store(Some((info.state.messages, rate)), mark, now);
         }
     });
 }

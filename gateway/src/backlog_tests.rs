@@ -71,13 +71,18 @@ fn the_peak_is_remembered_for_a_while() {
     );
 }
 
+/// A reading taken now: `pending` in the stream, the processors' `pace`.
+fn read(b: &Backlog, reading: Option<(u64, Option<f64>)>) {
+    b.store(reading, b.mark(), Instant::now());
+}
+
 #[test]
 fn shedding_starts_past_the_budget_and_never_without_a_reading() {
     let b = Backlog::new(Duration::from_secs(2));
     assert!(b.admit().is_ok(), "no reading yet");
-    b.store(Some((1_000, Some(1_000.0))));
+    read(&b, Some((1_000, Some(1_000.0))));
     assert!(b.admit().is_ok(), "1 s of work");
-    b.store(Some((3_000, Some(1_000.0))));
+    read(&b, Some((3_000, Some(1_000.0))));
     assert!(matches!(
         b.admit(),
         Err(ApiError::Backlog {
@@ -85,11 +90,55 @@ fn shedding_starts_past_the_budget_and_never_without_a_reading() {
         })
     ));
     // Processors stopped: nothing leaves, the floor rate applies.
-    b.store(Some((1_000, Some(0.0))));
+    read(&b, Some((1_000, Some(0.0))));
     assert!(b.admit().is_err());
-    b.store(Some((1_000, None)));
+    read(&b, Some((1_000, None)));
     assert!(b.admit().is_ok(), "pace not measured yet: not shed");
-    b.store(None);
+    read(&b, None);
     assert!(b.admit().is_ok(), "unknown: not shed");
     assert!(Backlog::new(Duration::ZERO).admit().is_ok());
+}
+
+#[test]
+fn publishes_since_the_reading_count_until_the_next_one() {
+    let b = Backlog::new(Duration::from_secs(2));
+    let t0 = Instant::now();
+    // 1,500 waiting at 1,000/s: 1.5 s, admitted.
+    b.store(Some((1_500, Some(1_000.0))), b.mark(), t0);
+    assert_eq!(b.estimate(t0), 1_500);
+    // 300 publishes stored and 300 in flight since: 2.1 s of work.
+    for _ in 0..300 {
+        b.published();
+    }
+    let in_flight: Vec<_> = (0..300).map(|_| b.publishing()).collect();
+    assert_eq!(b.estimate(t0), 2_100);
+    assert!(b.admit().is_err(), "over the budget before the next poll");
+    // 200 ms later the processors cleared 200 of the reading's.
+    assert_eq!(b.estimate(t0 + Duration::from_millis(200)), 1_900);
+    // Publishes answered leave the in-flight count.
+    drop(in_flight);
+    assert_eq!(b.estimate(t0), 1_800);
+    // The next reading counts the stored ones itself.
+    b.store(Some((1_800, Some(1_000.0))), b.mark(), t0);
+    assert_eq!(b.estimate(t0), 1_800);
+}
+
+#[test]
+fn a_saturated_pace_is_smoothed_over_two_seconds() {
+    let t0 = Instant::now();
+    // Held work at 9 polls, 250 published per poll; the processors acked
+    // in bursts: 2,500 in 2 s, but only 500 in the last second.
+    let cleared = [500, 500, 500, 500, 0, 0, 0, 500];
+    let (mut seq, mut n) = (10_000, 2_000);
+    let mut readings = vec![(seq, n)];
+    for c in cleared {
+        seq += 250;
+        n = n + 250 - c;
+        readings.push((seq, n));
+    }
+    let s = polls(t0, &readings);
+    assert_eq!(pace(&s, busy_rate(&s), None), Some(1_250.0));
+    // The last five polls alone.
+    let last = polls(t0, &readings[4..]);
+    assert_eq!(pace(&last, busy_rate(&last), None), Some(500.0));
 }

@@ -102,6 +102,8 @@ async fn send(state: &SharedState, command: &TransferCommand) -> Result<Publishe
         message = message.header("traceparent", tp.as_str());
     }
     let started = Instant::now();
+    // Backlog from now on, though the stream counts it only once stored.
+    let _in_flight = state.backlog.publishing();
     let ack = tokio::time::timeout(
         state.publish_timeout,
         async { state.js.send_publish(subject, message).await?.await }.instrument(span),
@@ -115,6 +117,7 @@ async fn send(state: &SharedState, command: &TransferCommand) -> Result<Publishe
         }
         Ok(Ok(_)) => {
             metrics::counter!("gateway_publish_total", "result" => "stored").increment(1);
+            state.backlog.published();
             Ok(Published::New)
         }
         Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => {

@@ -1,10 +1,11 @@
 //! Submitting one transfer: idempotent replay, account checks, the command
 //! and its publication.
 //!
-//! The path: known already? (the ledger, then the queue: an idempotent
-//! replay) → the backlog within its budget? (else `503`) → account checks from the cache → publish with `Nats-Msg-Id` =
-//! transfer id and "no earlier message on this transfer's subject" → `202`
-//! once JetStream acked. [`command`] builds the message for a batch's
+//! The path: the backlog within its budget? (else `503` at once) → known
+//! already? (the ledger, then the queue: an idempotent replay) → account
+//! checks from the cache → publish with `Nats-Msg-Id` = transfer id and "no
+//! earlier message on this transfer's subject" → `202` once JetStream
+//! acked. [`command`] builds the message for a batch's
 //! payments too, so a transfer reads the same whichever way it came.
 
 use std::time::Duration;
@@ -98,13 +99,17 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let id = transfer_id(caller.id, key);
     let fingerprint = order.fingerprint();
+    // New work only while the queue clears within the budget. Checked
+    // before anything waits on PostgreSQL or NATS: under overload a shed
+    // answer must be immediate, and the ledger lookup below is then the
+    // slow part (a replay gets its answer once the backlog is back under
+    // the budget, like any retry after a 503).
+    state.backlog.admit()?;
     // A retry after the transfer was applied (JetStream's duplicate window
     // may be long gone): answer from the ledger.
     if let Some(response) = known(state, id, &fingerprint, false).await? {
         return Ok(response);
     }
-    // New work only while the queue clears within the budget.
-    state.backlog.admit()?;
     check_accounts::transfer(state, caller, &order).await?;
     let command = command(
         id,
