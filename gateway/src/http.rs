@@ -169,9 +169,17 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().as_str().to_owned();
     let mut response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_server_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_server_request_duration_seconds", "route" => route, "method" => method)
+    let code = response.status().as_u16();
+    metrics::counter!("http_server_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => code.to_string()).increment(1);
+    // By status class too: a shed answer (503) must be fast whatever the
+    // 202s of the same route cost, and only its own series shows that.
+    let class = match code / 100 {
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    };
+    metrics::histogram!("http_server_request_duration_seconds", "route" => route, "method" => method, "status_class" => class)
         .record(started.elapsed().as_secs_f64());
     if response.headers().get(header::CACHE_CONTROL).is_none()
         && response

@@ -41,12 +41,19 @@ pub fn stages(
     after: &BTreeMap<&str, Scrape>,
 ) -> BTreeMap<String, StageStats> {
     let mut out = BTreeMap::new();
-    let wanted: [(&str, &str, &str, &[&str], f64); 7] = [
+    let wanted: [(&str, &str, &str, &[&str], f64); 8] = [
         (
             "gateway: POST /v1/transfers handler (ms)",
             "gateway",
             "http_server_request_duration_seconds",
             &["/v1/transfers\"", "POST"],
+            1000.0,
+        ),
+        (
+            "gateway: POST /v1/transfers answered 5xx (ms)",
+            "gateway",
+            "http_server_request_duration_seconds",
+            &["/v1/transfers\"", "POST", "status_class=\"5xx\""],
             1000.0,
         ),
         (

@@ -174,7 +174,7 @@ impl Report {
         );
         for r in &self.runs {
             let name = run_name(r);
-            for (stage, st) in &r.stages {
+            for (stage, st) in r.stages.iter().filter(|(_, st)| st.count > 0) {
                 let _ = writeln!(
                     o,
                     "  {:<17} {:<48} {:>8.2} / {:>8.2} / {:>8.2}   (n={})",
