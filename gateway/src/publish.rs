@@ -17,7 +17,7 @@ use shared::messages::{HEADER_TRANSFER_ID, TransferCommand};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::backlog::{self, ShedReason};
+use crate::backlog::{self, InFlight, ShedReason};
 use crate::error::ApiError;
 use crate::state::SharedState;
 
@@ -50,17 +50,22 @@ fn full(state: &SharedState) -> ApiError {
     backlog::shed(ShedReason::StreamFull, retry)
 }
 
-/// Publishes one request's command, unless `PUBLISH_INFLIGHT_MAX`
-/// publishes already await their ack: then the answer is a `503` at once
-/// (queueing behind them is what made shed answers slow under overload).
+/// Publishes one request's command, admitted by the backlog (`admitted`
+/// counts it as backlog until the publish is answered), unless
+/// `PUBLISH_INFLIGHT_MAX` publishes already await their ack: then the
+/// answer is a `503` at once (queueing behind them is what made shed
+/// answers slow under overload).
 pub async fn transfer(
     state: &SharedState,
     command: &TransferCommand,
+    admitted: InFlight<'_>,
 ) -> Result<Published, ApiError> {
     let Ok(_slot) = state.publish_slots.try_acquire() else {
         return Err(backlog::shed(ShedReason::Busy, 1));
     };
-    send(state, command).await
+    let published = send(state, command).await;
+    drop(admitted);
+    published
 }
 
 /// Publishes one line of an accepted batch: it waits for a slot, since the
@@ -75,6 +80,7 @@ pub async fn batch_line(
         .acquire()
         .await
         .map_err(|_| unavailable())?;
+    let _in_flight = state.backlog.publishing();
     send(state, command).await
 }
 
@@ -102,8 +108,6 @@ async fn send(state: &SharedState, command: &TransferCommand) -> Result<Publishe
         message = message.header("traceparent", tp.as_str());
     }
     let started = Instant::now();
-    // Backlog from now on, though the stream counts it only once stored.
-    let _in_flight = state.backlog.publishing();
     let ack = tokio::time::timeout(
         state.publish_timeout,
         async { state.js.send_publish(subject, message).await?.await }.instrument(span),

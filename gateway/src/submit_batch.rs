@@ -134,7 +134,8 @@ pub async fn submit(
     // Admitted once, as a whole: a batch is not cut off halfway by the
     // budget (the stream's hard limit still is, and a resubmission of the
     // same file completes it).
-    state.backlog.admit()?;
+    // The lines count as backlog as each is published (`batch_line`).
+    drop(state.backlog.admit()?);
     let payments = batch_input::read(body, format).await?;
     if mode == BatchMode::Atomic && payments.len() > ATOMIC_MAX {
         return Err(ApiError::field(

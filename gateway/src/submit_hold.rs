@@ -96,10 +96,10 @@ pub async fn create(
         None,
     );
     // New work only while the queue clears within the budget (as transfers).
-    state.backlog.admit()?;
+    let admitted = state.backlog.admit()?;
     cmd.op = Op::HoldCreate;
     cmd.expires_at = Some(accepted_at + TimeDelta::seconds(i64::from(seconds)));
-    match publish::transfer(state, &cmd).await? {
+    match publish::transfer(state, &cmd, admitted).await? {
         Published::New => Ok(answer(&requested_view(&cmd), false)),
         Published::AlreadyThere => known_hold(state, id, &fingerprint, true)
             .await?
@@ -194,8 +194,8 @@ pub async fn act(
         amount: amount.map(|a| format_money(a, &cmd.currency)),
         created_at: cmd.accepted_at,
     };
-    state.backlog.admit()?;
-    let replayed = match publish::transfer(state, &cmd).await? {
+    let admitted = state.backlog.admit()?;
+    let replayed = match publish::transfer(state, &cmd, admitted).await? {
         Published::New => false,
         Published::AlreadyThere => {
             match publish::pending_command(state, id).await? {

@@ -112,8 +112,8 @@ pub async fn submit(
         view.amount = format_money(orig.amount - done, &orig.currency);
     }
     // New work only while the queue clears within the budget (as transfers).
-    state.backlog.admit()?;
-    match publish::transfer(state, &cmd).await? {
+    let admitted = state.backlog.admit()?;
+    match publish::transfer(state, &cmd, admitted).await? {
         Published::New => Ok((answer(&view, false), id)),
         Published::AlreadyThere => match publish::pending_command(state, id).await? {
             Some(q) if q.fingerprint() != cmd.fingerprint() => Err(ApiError::KeyReused),

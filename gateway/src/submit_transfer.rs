@@ -104,7 +104,7 @@ pub async fn submit(
     // answer must be immediate, and the ledger lookup below is then the
     // slow part (a replay gets its answer once the backlog is back under
     // the budget, like any retry after a 503).
-    state.backlog.admit()?;
+    let admitted = state.backlog.admit()?;
     // A retry after the transfer was applied (JetStream's duplicate window
     // may be long gone): answer from the ledger.
     if let Some(response) = known(state, id, &fingerprint, false).await? {
@@ -119,7 +119,7 @@ pub async fn submit(
         micros_now(),
         None,
     );
-    match publish::transfer(state, &command).await? {
+    match publish::transfer(state, &command, admitted).await? {
         Published::New => Ok(answer(&command.pending_view(), false)),
         Published::AlreadyThere => {
             // A concurrent or earlier request with this key: wait briefly for
