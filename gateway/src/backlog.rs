@@ -31,13 +31,12 @@
 //! the next poll noticed (`make bench`, overload at 2×).
 //!
 //! The clear rate is what the processors can do, so it is measured only
-//! while they had work ([`busy_rate`]): a burst after a quiet spell is
-//! weighed against the pace of the last busy spell (remembered for
-//! [`PEAK_MEMORY`]), not against the quiet spell's trickle — which would
-//! shed a payroll batch that the processors clear in a fraction of the
-//! budget. A queue that held work at [`SATURATED_POLLS`] polls in a row is
-//! measured on its own: then the rate *is* the processors' pace, however
-//! fast they were before.
+//! while they had work (`backlog_pace.rs`): a burst after a quiet spell is
+//! weighed against the pace of the last busy spell (remembered for a
+//! minute), not against the quiet spell's trickle — which would shed a
+//! payroll batch that the processors clear in a fraction of the budget. A
+//! queue that held work at five polls in a row is measured on its own:
+//! then the rate *is* the processors' pace, however fast they were before.
 //!
 //! The stream's own limits (`max_msgs`/`max_bytes`, discard new) stay the
 //! last line: a publish refused for them is answered the same way
@@ -51,6 +50,7 @@ use serde::Serialize;
 use shared::shutdown::Shutdown;
 use utoipa::ToSchema;
 
+use crate::backlog_pace::{Peak, RATE_WINDOW, Sample, busy_rate, pace};
 use crate::error::ApiError;
 use crate::state::SharedState;
 
@@ -58,29 +58,9 @@ use crate::state::SharedState;
 /// enough that a budget of a second or two is enforced within a fraction
 /// of it, rarely enough to cost nothing (one request, whatever the load).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// The clear rate is measured over this long: long enough to smooth the
-/// processors' batches, short enough to follow a change of pace.
-const RATE_WINDOW: Duration = Duration::from_secs(5);
-/// A queue that held work at this many polls in a row (1 s) is measured on
-/// its own pace alone (processors slowed down or stopped), not the
-/// remembered one.
-const SATURATED_POLLS: usize = 5;
-/// A saturated queue's pace is measured over up to this many polls (the
-/// whole [`RATE_WINDOW`]): processors under load clear in batches
-/// (hundreds of acks at once, a few times a second, and now and then a
-/// slow transaction), so under overload a 1 s reading swung by a quarter
-/// and a 2 s one still fell to half the 5 s pace at times, each dip read
-/// as a backlog of twice as many seconds. A stop still shows: the
-/// reading falls by a fifth per second of it while the stream does not
-/// shrink, so a queue near the shedding point is shed within a second or
-/// two.
-const SATURATED_SMOOTHING: usize = 21;
 /// Shedding starts at this share of the budget: room for the pace to dip
 /// by a quarter without the backlog passing the budget.
 const SHED_FROM: f64 = 0.75;
-/// How long the pace of the last busy spell stands for the processors'
-/// pace while they are idle.
-const PEAK_MEMORY: Duration = Duration::from_secs(60);
 /// The rate assumed when fewer messages than this per second left the
 /// stream while it held work (processors down or stalled): a stopped
 /// processor is detected once `budget × RATE_FLOOR_PER_S` messages wait.
@@ -300,69 +280,6 @@ pub fn retry_after_secs(over: f64) -> u64 {
 pub fn shed(reason: ShedReason, retry_after_secs: u64) -> ApiError {
     metrics::counter!("gateway_shed_total", "reason" => reason.as_str()).increment(1);
     ApiError::Backlog { retry_after_secs }
-}
-
-/// One reading of the stream: (when, last sequence, messages in it).
-type Sample = (Instant, u64, u64);
-
-/// Messages per second that left the stream over the polls between which
-/// it held work at both ends (an interval that began or ended empty says
-/// how much work came, not how fast it goes). `None` without such an
-/// interval.
-fn busy_rate<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Option<f64> {
-    let mut samples = samples.into_iter();
-    let mut prev = samples.next()?;
-    let (mut cleared, mut seconds) = (0.0, 0.0);
-    for next in samples {
-        let (&(t0, seq0, n0), &(t1, seq1, n1)) = (prev, next);
-        if n0 > 0 && n1 > 0 && t1 > t0 {
-            let published = seq1.saturating_sub(seq0) as f64;
-            let growth = n1 as f64 - n0 as f64;
-            cleared += (published - growth).max(0.0);
-            seconds += (t1 - t0).as_secs_f64();
-        }
-        prev = next;
-    }
-    (seconds > 0.0).then(|| cleared / seconds)
-}
-
-/// The processors' pace, from the samples of the last [`RATE_WINDOW`]
-/// (oldest first), their busy rate `window` and the last busy spell's
-/// `peak`: when the queue held work at the last [`SATURATED_POLLS`] polls
-/// or more, the busy rate of that run of polls alone (at most the last
-/// [`SATURATED_SMOOTHING`]); else the better of `window` and `peak`.
-/// `None`: no busy interval seen yet (a burst's first poll on a fresh
-/// gateway), which sheds nothing until the next poll.
-fn pace(samples: &VecDeque<Sample>, window: Option<f64>, peak: Option<f64>) -> Option<f64> {
-    let busy = samples.iter().rev().take_while(|s| s.2 > 0).count();
-    if busy >= SATURATED_POLLS {
-        let run = busy.min(SATURATED_SMOOTHING);
-        return busy_rate(samples.iter().skip(samples.len() - run));
-    }
-    match (window, peak) {
-        (Some(w), Some(p)) => Some(w.max(p)),
-        (w, p) => w.or(p),
-    }
-}
-
-/// The best busy rate of the last [`PEAK_MEMORY`].
-#[derive(Default)]
-struct Peak(Option<(f64, Instant)>);
-
-impl Peak {
-    fn get(&self, now: Instant) -> Option<f64> {
-        self.0
-            .filter(|&(_, at)| now - at <= PEAK_MEMORY)
-            .map(|(rate, _)| rate)
-    }
-
-    fn note(&mut self, rate: Option<f64>, now: Instant) {
-        if let Some(rate) = rate
-            && self.get(now).is_none_or(|p| rate >= p)
-        {
-            self.0 = Some((rate, now));
-        }
-    }
 }
 
 /// Polls the transfers stream until `shutdown`, keeping `state.backlog`

@@ -1,4 +1,5 @@
 use super::*;
+use crate::backlog_pace::PEAK_MEMORY;
 
 /// Samples every 250 ms from `t0`: (last sequence, messages).
 fn polls(t0: Instant, readings: &[(u64, u64)]) -> VecDeque<Sample> {

@@ -16,6 +16,7 @@ mod account_access;
 mod accounts_cache;
 mod audit;
 mod backlog;
+mod backlog_pace;
 mod batch_input;
 mod batch_report;
 mod check_accounts;
