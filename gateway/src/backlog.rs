@@ -10,10 +10,10 @@
 //! (`BACKLOG_BUDGET_MS`) — before anything is published, so nothing sits
 //! in the queue unseen. The budget is the bound; shedding starts below it
 //! because the pace it is measured in moves: under overload the
-//! processors' pace dipped by up to a quarter from one poll to the next
-//! (a slow transaction, a checkpoint), and the same queue then weighs a
-//! quarter more seconds (`make bench`, overload at 2×: peaks of 2.4–2.8 s
-//! against 2 s while shedding at the budget itself).
+//! processors' pace sagged for seconds at a time (a slow transaction, a
+//! checkpoint), and the same queue then weighs that many more seconds
+//! (`make bench`, overload at 2×: peaks of 2.4–3.3 s against 2 s while
+//! shedding at the budget itself).
 //!
 //! The figures come from the stream, not the processor's consumer: the
 //! stream is a work queue, so its message count *is* the backlog (waiting
@@ -107,7 +107,7 @@ pub struct BacklogView {
     /// `pending` divided by the clear rate (at least a floor rate).
     seconds: f64,
     /// The bound on `seconds`: new transfers are refused once `seconds`
-    /// exceeds three quarters of it, so that a dip in the pace does not
+    /// exceeds [`SHED_FROM`] of it, so that a dip in the pace does not
     /// carry the backlog past it.
     budget_seconds: f64,
     /// Whether new transfers are being refused right now.
@@ -130,12 +130,14 @@ pub struct Backlog {
     /// `stored` when the last reading was asked for: later ones are not in
     /// its count.
     stored_at_reading: AtomicU64,
-    /// This gateway's publishes awaiting JetStream's answer.
+    /// This gateway's admitted requests and batch-line publishes not
+    /// answered yet.
     in_flight: AtomicU64,
 }
 
-/// Counts one publish in flight from its start until its answer (or its
-/// cancellation): see [`Backlog::publishing`].
+/// Counts one admitted request (or one batch line's publish) as backlog
+/// until it is answered or cancelled: see [`Backlog::admit`] and
+/// [`Backlog::publishing`].
 pub struct InFlight<'a>(&'a Backlog);
 
 impl Drop for InFlight<'_> {
@@ -169,7 +171,7 @@ impl Backlog {
     }
 
     /// A publish JetStream stored (call before dropping its [`InFlight`],
-    /// so that it is never counted in neither).
+    /// so that it is never missing from both counts).
     pub fn published(&self) {
         self.stored.fetch_add(1, Ordering::Relaxed);
     }

@@ -12,16 +12,6 @@ pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// its own pace alone (processors slowed down or stopped), not the
 /// remembered one.
 pub(crate) const SATURATED_POLLS: usize = 5;
-/// A saturated queue's pace is measured over up to this many polls (the
-/// whole [`RATE_WINDOW`]): processors under load clear in batches
-/// (hundreds of acks at once, a few times a second, and now and then a
-/// slow transaction), so under overload a 1 s reading swung by a quarter
-/// and a 2 s one still fell to half the 5 s pace at times, each dip read
-/// as a backlog of twice as many seconds. A stop still shows: the
-/// reading falls by a fifth per second of it while the stream does not
-/// shrink, so a queue near the shedding point is shed within a second or
-/// two.
-pub(crate) const SATURATED_SMOOTHING: usize = 21;
 /// How long the pace of the last busy spell stands for the processors'
 /// pace while they are idle.
 pub(crate) const PEAK_MEMORY: Duration = Duration::from_secs(60);
@@ -52,10 +42,19 @@ pub(crate) fn busy_rate<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Op
 /// The processors' pace, from the samples of the last [`RATE_WINDOW`]
 /// (oldest first), their busy rate `window` and the last busy spell's
 /// `peak`: when the queue held work at the last [`SATURATED_POLLS`] polls
-/// or more, the busy rate of that run of polls alone (at most the last
-/// [`SATURATED_SMOOTHING`]); else the better of `window` and `peak`.
-/// `None`: no busy interval seen yet (a burst's first poll on a fresh
-/// gateway), which sheds nothing until the next poll.
+/// or more, the busy rate of that whole run of polls (up to the window);
+/// else the better of `window` and `peak`. `None`: no busy interval seen
+/// yet (a burst's first poll on a fresh gateway), which sheds nothing
+/// until the next poll.
+///
+/// The whole run, not its last second: processors under load clear in
+/// batches (hundreds of acks at once, a few times a second, and now and
+/// then a slow transaction), so under overload a 1 s reading swung by a
+/// quarter and a 2 s one still fell to half the 5 s pace at times, each
+/// dip read as a backlog of twice as many seconds. A stop still shows:
+/// the reading falls by a fifth per second of it while the stream does
+/// not shrink, so a queue near the shedding point is shed within a second
+/// or two.
 pub(crate) fn pace(
     samples: &VecDeque<Sample>,
     window: Option<f64>,
@@ -63,8 +62,7 @@ pub(crate) fn pace(
 ) -> Option<f64> {
     let busy = samples.iter().rev().take_while(|s| s.2 > 0).count();
     if busy >= SATURATED_POLLS {
-        let run = busy.min(SATURATED_SMOOTHING);
-        return busy_rate(samples.iter().skip(samples.len() - run));
+        return busy_rate(samples.iter().skip(samples.len() - busy));
     }
     match (window, peak) {
         (Some(w), Some(p)) => Some(w.max(p)),

@@ -13,7 +13,7 @@ mod scenario;
 mod session;
 
 pub use driver::Driver;
-pub use measure::{cpu_now, scrape_all, stages};
+pub use measure::{SHED_STAGE, cpu_now, scrape_all, stages};
 pub use recorder::Latency;
 pub use scenario::{HOT_ACCOUNTS, Scenario, seeded_rng};
 pub use session::Session;

@@ -3,14 +3,11 @@
 use std::collections::BTreeMap;
 
 use super::{Report, Target};
-use crate::load::Latency;
+use crate::load::{Latency, SHED_STAGE};
 
 /// The raw uniform ceiling before issue 19 (`make bench` of `ffd1ebe`, this
 /// machine): the "2× today's" target is judged against it.
 const RAW_UNIFORM_BEFORE: f64 = 14_249.0;
-
-/// The stage with the gateway's own latency of its 5xx answers.
-const SHED_STAGE: &str = "gateway: POST /v1/transfers answered 5xx (ms)";
 
 impl Report {
     /// Derived figures and the targets of issues 9 and 19.

@@ -129,13 +129,14 @@ async fn queue_state(
     stream: &str,
     consumer: &str,
 ) -> Option<QueueState> {
-    let mut stream = js.get_stream(stream).await.ok()?;
-    let stored = stream.info().await.ok()?.state.messages;
-    let mut consumer = stream
+    // Each lookup already fetches the current info: one request apiece.
+    let stream = js.get_stream(stream).await.ok()?;
+    let stored = stream.cached_info().state.messages;
+    let consumer = stream
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
         .await
         .ok()?;
-    let info = consumer.info().await.ok()?;
+    let info = consumer.cached_info();
     Some(QueueState {
         stored,
         pending: info.num_pending,
