@@ -79,6 +79,11 @@ pub struct Args {
     pub redis_url: String,
     #[arg(long)]
     pub skip_raw: bool,
+    /// Only the raw ceiling (and the lookup probe unless skipped): no
+    /// services start, nothing is written; for before/after pairs of the
+    /// ledger's apply.
+    #[arg(long, conflicts_with = "skip_raw")]
+    pub raw_only: bool,
     /// Only the uniform distribution (as `--scenarios uniform`).
     #[arg(long)]
     pub skip_hot: bool,

@@ -193,7 +193,14 @@ async fn run(args: Args, dep: Deployment) -> anyhow::Result<()> {
                 measure,
             )
             .await?;
-            eprintln!("[bench]   {:.0} transfers/s", r.transfers_per_s);
+            eprintln!(
+                "[bench]   {:.0} transfers/s, {:.1} core-µs each (PostgreSQL + loop), \
+                 batch p50 {:.1} ms, machine {:.2} cores busy",
+                r.transfers_per_s,
+                r.core_us_per_transfer,
+                r.batch_latency_ms.p50,
+                r.machine_busy_cores
+            );
             let inv = check_invariants(&pool).await?;
             report
                 .invariants
@@ -215,6 +222,10 @@ async fn run(args: Args, dep: Deployment) -> anyhow::Result<()> {
             );
             report.lookup_probe.push(p);
         }
+    }
+
+    if args.raw_only {
+        return Ok(());
     }
 
     // (2) The services.
