@@ -315,9 +315,9 @@ struct Locked {
 /// That answer comes from the statement's snapshot, taken before the lock
 /// waits: a transaction holding our accounts may commit one of our ids
 /// while we wait, and we would not see it. Nothing goes wrong when it does:
-/// the write inserts transfers `ON CONFLICT DO NOTHING`, counts what landed
-/// and reports a conflict on a shortfall (step 5), and the caller rolls
-/// back and retries with a fresh snapshot. Redeliveries racing their own
+/// inserting that id again fails the write on the primary key, which it
+/// reports as a conflict (step 5), and the caller rolls back and retries
+/// with a fresh snapshot. Redeliveries racing their own
 /// first delivery are rare; a round trip on every batch is not. Answers
 /// `true` ("read them") when no account row came back to carry the answer.
 async fn lock_accounts(

@@ -10,10 +10,11 @@
 //!    transaction that applied one of them held the same account locks).
 //! 3. Decide each transfer in batch order in memory ([`decide`]): a
 //!    transfer that would overdraw is rejected on its own, the others commit.
-//! 4. Write everything in one statement ([`write`]): transfers
-//!    (`ON CONFLICT DO NOTHING`), entries, and each account's new balance once.
-//! 5. Check the write counts against the decisions; on any mismatch roll back
-//!    and report a conflict (the caller retries).
+//! 4. Write everything in one statement ([`write`]): transfers, entries, and
+//!    each account's new balance once.
+//! 5. Check the write counts against the decisions; on any mismatch, or a
+//!    transfer id stored concurrently (the primary key refuses it), roll
+//!    back and report a conflict (the caller retries).
 //!
 //! Four round trips per batch (BEGIN, lock, write, COMMIT), whatever its
 //! size; five when a redelivered id is in it. An atomic batch with any

@@ -21,12 +21,14 @@ use shared::hold::Op;
 use super::{Stages, TransferRequest};
 use crate::{LedgerError, micros};
 
-/// `INSERT INTO transfers … SELECT * FROM unnest($1 … $21)`: binds $1..$21
-/// are [`TransferRows`]' columns in order. A macro so the statement can be
-/// composed into others at compile time (`concat!`).
+/// `INSERT INTO transfers … SELECT * FROM unnest($1 … $21) <conflict>
+/// RETURNING 1`: binds $1..$21 are [`TransferRows`]' columns in order. A
+/// macro so the statement can be composed into others at compile time
+/// (`concat!`).
 macro_rules! insert_transfers {
-    () => {
-        "INSERT INTO transfers (id, owner_id, idempotency_key, fingerprint, from_account,
+    ($on_conflict:literal) => {
+        concat!(
+            "INSERT INTO transfers (id, owner_id, idempotency_key, fingerprint, from_account,
                        to_account, amount, currency, reference, status, reason,
                        created_at, processed_at, published_at, received_at, trace_id,
                        batch_id, batch_line, hold_id, reverses, reversal_reason)
@@ -34,25 +36,37 @@ macro_rules! insert_transfers {
                          $6::uuid[], $7::numeric[], $8::text[], $9::text[], $10::text[],
                          $11::text[], $12::timestamptz[], $13::timestamptz[],
                          $14::timestamptz[], $15::timestamptz[], $16::text[], $17::uuid[],
-                         $18::int4[], $19::uuid[], $20::uuid[], $21::text[])
-    ON CONFLICT (id) DO NOTHING
+                         $18::int4[], $19::uuid[], $20::uuid[], $21::text[])",
+            $on_conflict,
+            "
     RETURNING 1"
+        )
     };
 }
 
-/// Transfers only (the atomic abort, dead letters): how many were new.
+/// Transfers only (the atomic abort, dead letters): how many were new;
+/// an id stored already is left as it is.
 const INSERT_TRANSFERS_SQL: &str = concat!(
     "WITH t AS (",
-    insert_transfers!(),
+    insert_transfers!(
+        "
+    ON CONFLICT (id) DO NOTHING"
+    ),
     ") SELECT count(*) FROM t"
 );
 
 /// A decided batch in one statement: transfers ($1..$21), entries
 /// ($22..$26), new balances and holds ($27..$30). Data-modifying CTEs always run to
 /// completion; the counts let the caller verify every row landed.
+///
+/// No `ON CONFLICT` here: the batch's ids were looked up under its account
+/// locks, so an id stored meanwhile is a race (see `lock_accounts`), and a
+/// unique violation ends the statement as a conflict to retry
+/// ([`write_batch`]). Speculative insertion would cost every row an extra
+/// look into the primary key for a case that aborts the batch anyway.
 const WRITE_BATCH_SQL: &str = concat!(
     "WITH t AS (",
-    insert_transfers!(),
+    insert_transfers!(""),
     "), e AS (
     INSERT INTO entries (transfer_id, account_id, amount, balance_after, created_at)
     SELECT * FROM unnest($22::uuid[], $23::uuid[], $24::numeric[], $25::numeric[],
@@ -277,7 +291,13 @@ pub(super) async fn write_batch(
         .bind(&balances.version)
         .bind(&balances.held)
         .fetch_one(conn)
-        .await?;
+        .await
+        .map_err(|e| match e.as_database_error() {
+            Some(db) if db.constraint() == Some("transfers_pkey") => {
+                LedgerError::Conflict("a transfer id of the batch was stored concurrently".into())
+            }
+            _ => LedgerError::from(e),
+        })?;
     let count = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
     Ok((count(t), count(e), count(a)))
 }
