@@ -11,10 +11,11 @@ use shared::transfer::{RejectReason, TransferStatus};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::decide::{AccountState, Accounts, decide};
+use super::decide::{Accounts, decide};
+use super::locks::{Locking, deferred, lock_accounts};
 use super::special::{self, Special, decide_capture, decide_hold, decide_release, decide_reversal};
 use super::write::{self, BalanceUpdates, EntryRows, TransferRows};
-use super::{AccountBalance, Applied, AppliedHold, Outcome, Stages, TransferRequest, hold_rows};
+use super::{Applied, AppliedHold, Outcome, Stages, TransferRequest, hold_rows};
 use crate::transfers::{TRANSFER_COLUMNS, TransferRow};
 use crate::{LedgerError, micros};
 
@@ -30,22 +31,68 @@ struct Batch<'a> {
     stages: &'a [Stages],
 }
 
+/// Steps 1–5 for `requests`; with [`Locking::SkipHeld`] some may be
+/// deferred: the result then answers the requests *not* listed in the
+/// returned indices, in order, and the deferred ones are left untouched.
 pub(super) async fn decide_and_write(
     conn: &mut PgConnection,
     requests: &[TransferRequest],
     stages: &[Stages],
-) -> Result<Applied, LedgerError> {
+    locking: Locking,
+) -> Result<(Applied, Vec<usize>), LedgerError> {
     if requests.is_empty() {
-        return Ok(Applied::default());
+        return Ok((Applied::default(), Vec::new()));
     }
     let special_needed = special::needed(requests);
-    let (mut special, extra_accounts) = if special_needed {
+    let locking = if special_needed {
+        Locking::Wait
+    } else {
+        locking
+    };
+    let (special, extra_accounts) = if special_needed {
         Special::accounts(conn, requests).await?
     } else {
         (Special::default(), Vec::new())
     };
     let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
-    let (accounts, maybe_known) = lock_accounts(conn, requests, extra_accounts, &ids).await?;
+    let (accounts, maybe_known) =
+        lock_accounts(conn, requests, extra_accounts, &ids, locking).await?;
+    let put_off = match locking {
+        Locking::Wait => Vec::new(),
+        Locking::SkipHeld => deferred(requests, &accounts),
+    };
+    if put_off.is_empty() {
+        let applied = decide_locked(conn, requests, stages, accounts, maybe_known, special).await?;
+        return Ok((applied, put_off));
+    }
+    // The rest of the batch, decided now (clones only when some wait).
+    let mut skip = put_off.iter().copied().peekable();
+    let (mut kept, mut kept_stages) = (Vec::new(), Vec::new());
+    for (i, r) in requests.iter().enumerate() {
+        if skip.peek() == Some(&i) {
+            skip.next();
+            continue;
+        }
+        kept.push(r.clone());
+        if !stages.is_empty() {
+            kept_stages.push(stages.get(i).cloned().unwrap_or_default());
+        }
+    }
+    let applied = decide_locked(conn, &kept, &kept_stages, accounts, maybe_known, special).await?;
+    Ok((applied, put_off))
+}
+
+/// Steps 2–5 once the accounts of `requests` are locked.
+async fn decide_locked(
+    conn: &mut PgConnection,
+    requests: &[TransferRequest],
+    stages: &[Stages],
+    accounts: Accounts,
+    maybe_known: bool,
+    mut special: Special,
+) -> Result<Applied, LedgerError> {
+    let special_needed = special::needed(requests);
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
     if special_needed {
         special.settle(conn, requests).await?;
     }
@@ -298,55 +345,4 @@ impl Batch<'_> {
         };
         self.push_hold(i, outcome, hold_id, None);
     }
-}
-
-/// A locked account and whether any of the batch's ids already exists.
-#[derive(sqlx::FromRow)]
-struct Locked {
-    #[sqlx(flatten)]
-    row: AccountBalance,
-    known: bool,
-}
-
-/// Step 1: locks every account the batch touches, in id order, and in the
-/// same statement asks whether any of `ids` is already a transfer (step 2's
-/// question, without a round trip of its own).
-///
-/// That answer comes from the statement's snapshot, taken before the lock
-/// waits: a transaction holding our accounts may commit one of our ids
-/// while we wait, and we would not see it. Nothing goes wrong when it does:
-/// inserting that id again fails the write on the primary key, which it
-/// reports as a conflict (step 5), and the caller rolls back and retries
-/// with a fresh snapshot. Redeliveries racing their own
-/// first delivery are rare; a round trip on every batch is not. Answers
-/// `true` ("read them") when no account row came back to carry the answer.
-async fn lock_accounts(
-    conn: &mut PgConnection,
-    requests: &[TransferRequest],
-    mut account_ids: Vec<Uuid>,
-    ids: &[Uuid],
-) -> Result<(Accounts, bool), LedgerError> {
-    account_ids.extend(
-        requests
-            .iter()
-            .filter(|r| matches!(r.op, Op::Transfer | Op::HoldCreate))
-            .flat_map(|r| [r.from_account, r.to_account]),
-    );
-    account_ids.sort_unstable();
-    account_ids.dedup();
-    let locked: Vec<Locked> = sqlx::query_as(
-        "SELECT id, owner_id, currency, balance, overdraft_limit, held, version, created_at, \
-                EXISTS (SELECT 1 FROM transfers WHERE transfers.id = ANY($2)) AS known \
-         FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(&account_ids)
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let maybe_known = locked.first().is_none_or(|l| l.known);
-    let accounts = locked
-        .into_iter()
-        .map(|l| (l.row.id, AccountState::new(l.row)))
-        .collect();
-    Ok((accounts, maybe_known))
 }

@@ -3,7 +3,10 @@
 //!
 //! 1. Lock every account the batch touches, once, in id order
 //!    (`ORDER BY id FOR UPDATE`): two batches can never wait on each other in
-//!    a cycle, so there are no deadlocks however many run at once.
+//!    a cycle, so there are no deadlocks however many run at once. A batch
+//!    of independent plain transfers first goes around accounts another
+//!    transaction holds (`SKIP LOCKED`) and applies the rest of itself in a
+//!    second transaction that waits ([`locks`], `apply_around_held`).
 //! 2. Learn which transfer ids already exist (redeliveries and retries):
 //!    the lock statement also says whether any does, and only then are
 //!    those rows read (after the locks, so the read is settled: any
@@ -16,8 +19,8 @@
 //!    transfer id stored concurrently (the primary key refuses it), roll
 //!    back and report a conflict (the caller retries).
 //!
-//! Four round trips per batch (BEGIN, lock, write, COMMIT), whatever its
-//! size; five when a redelivered id is in it. An atomic batch with any
+//! Four round trips per transaction (BEGIN, lock, write, COMMIT), whatever
+//! its size; five when a redelivered id is in it. An atomic batch with any
 //! rejection rolls back and stores every payment rejected in one more
 //! statement.
 //!
@@ -28,6 +31,7 @@
 mod batch;
 mod decide;
 mod hold_rows;
+mod locks;
 mod request;
 mod special;
 mod write;
@@ -41,6 +45,7 @@ use uuid::Uuid;
 
 use batch::decide_and_write;
 pub use decide::AccountBalance;
+use locks::Locking;
 pub use request::{Stages, TransferRequest};
 use write::TransferRows;
 
@@ -151,8 +156,11 @@ pub async fn apply(
     stages: &[Stages],
     mode: Mode,
 ) -> Result<Applied, LedgerError> {
+    if mode == Mode::Independent && !special::needed(requests) {
+        return apply_around_held(pool, requests, stages).await;
+    }
     let mut tx = pool.begin().await?;
-    let applied = decide_and_write(&mut tx, requests, stages).await?;
+    let (applied, _) = decide_and_write(&mut tx, requests, stages, Locking::Wait).await?;
     let refused = applied
         .outcomes
         .iter()
@@ -163,6 +171,82 @@ pub async fn apply(
     }
     tx.commit().await?;
     Ok(applied)
+}
+
+/// Independent plain transfers, in up to two transactions: first every
+/// request whose accounts no other transaction holds (`SKIP LOCKED`), then
+/// the rest, waiting for their accounts like any batch.
+///
+/// Why: a batch holds its account locks until it commits. Two batches of
+/// 500 random transfers over 100,000 accounts share ~10 accounts, so with
+/// plain waiting each transaction queued behind another's whole length and
+/// concurrent applies ran one at a time (raw ceiling: 70 % of the
+/// connections' samples in `Lock: transactionid`, 1.2 of 2 cores busy).
+/// Now the shared few wait and the rest proceed. Each account still sees
+/// its transfers in batch order (see `batch::deferred`), decisions are
+/// made under the locks as before, and both transactions lock in id
+/// order, so nothing can deadlock. If the second fails after the first
+/// committed, the caller's retry finds the first's transfers stored and
+/// answers them as duplicates with their stored result.
+async fn apply_around_held(
+    pool: &PgPool,
+    requests: &[TransferRequest],
+    stages: &[Stages],
+) -> Result<Applied, LedgerError> {
+    let mut tx = pool.begin().await?;
+    let (first, put_off) = decide_and_write(&mut tx, requests, stages, Locking::SkipHeld).await?;
+    tx.commit().await?;
+    if put_off.is_empty() {
+        return Ok(first);
+    }
+    let rest: Vec<TransferRequest> = put_off.iter().map(|&i| requests[i].clone()).collect();
+    let rest_stages: Vec<Stages> = if stages.is_empty() {
+        Vec::new()
+    } else {
+        put_off
+            .iter()
+            .map(|&i| stages.get(i).cloned().unwrap_or_default())
+            .collect()
+    };
+    let mut tx = pool.begin().await?;
+    let (second, _) = decide_and_write(&mut tx, &rest, &rest_stages, Locking::Wait).await?;
+    tx.commit().await?;
+    merge_rounds(requests.len(), first, second, &put_off)
+}
+
+/// One answer in request order from the two rounds: `first` answers the
+/// requests not in `put_off` (ascending), `second` those in it.
+fn merge_rounds(
+    n: usize,
+    first: Applied,
+    second: Applied,
+    put_off: &[usize],
+) -> Result<Applied, LedgerError> {
+    let mut out = Applied::with_capacity(n);
+    let mut now = first.outcomes.into_iter().zip(first.transfers);
+    let mut later = second.outcomes.into_iter().zip(second.transfers);
+    let mut off = put_off.iter().copied().peekable();
+    for i in 0..n {
+        let next = if off.next_if_eq(&i).is_some() {
+            later.next()
+        } else {
+            now.next()
+        };
+        // Plain transfers answer one transfer per request (`Applied`).
+        let (outcome, mut transfer) = next.ok_or_else(|| {
+            LedgerError::Conflict("a round answered fewer requests than it was given".into())
+        })?;
+        transfer.request = i;
+        out.outcomes.push(outcome);
+        out.transfers.push(transfer);
+    }
+    // The second round's balances are the later ones.
+    let mut accounts: HashMap<Uuid, AccountBalance> =
+        first.accounts.into_iter().map(|a| (a.id, a)).collect();
+    accounts.extend(second.accounts.into_iter().map(|a| (a.id, a)));
+    out.accounts = accounts.into_values().collect();
+    out.check_accounting(n);
+    Ok(out)
 }
 
 /// The row a newly decided request becomes (what a later read returns).
