@@ -115,6 +115,9 @@ pub struct Report {
     pub concurrency: usize,
     /// The gateway's back-pressure budget in this run.
     pub backlog_budget_ms: u64,
+    /// `--raw-before`: the raw uniform ceiling before issue 19 that the
+    /// "2 x" target is judged against.
+    pub raw_before: f64,
     /// `--open-base`: the open loads were percentages of this rate, not of
     /// what the run sustained.
     pub open_base: Option<f64>,
@@ -180,6 +183,7 @@ impl Report {
             measure_s: s.measure.as_secs_f64(),
             concurrency: args.concurrency,
             backlog_budget_ms: args.backlog_budget_ms,
+            raw_before: args.raw_before,
             open_base: args.open_base,
             processor_settings,
             seed_seconds: 0.0,
