@@ -2,68 +2,21 @@
 //! transaction holds: what it can apply commits without waiting, the rest
 //! waits, and every account still sees its transfers in batch order.
 
-use std::str::FromStr;
+mod common;
+
 use std::time::Duration;
 
-use chrono::Utc;
-use ledger::apply::{Mode, Outcome, TransferRequest, apply};
-use ledger::{admin, invariants};
-use rust_decimal::Decimal;
-use shared::money::Currency;
-use shared::transfer::{IdempotencyKey, RejectReason};
+use common::{account, assert_invariants, balance, dec, transfer};
+use ledger::apply::{Mode, Outcome, apply};
+use shared::transfer::RejectReason;
 use testkit::TestDb;
 use uuid::Uuid;
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
-
-async fn funded(db: &TestDb, user: Uuid, funds: &str, n: usize) -> Vec<Uuid> {
-    let eur = Currency::parse("EUR").unwrap();
-    let mut out = Vec::new();
-    for i in 0..n {
-        let id = Uuid::new_v4();
-        admin::create_account(&db.pool, id, user, eur, Decimal::ZERO)
-            .await
-            .unwrap();
-        if dec(funds) > Decimal::ZERO {
-            let key = IdempotencyKey::parse(&format!("seed-{id}-{i}")).unwrap();
-            admin::fund(&db.pool, id, eur, dec(funds), &key)
-                .await
-                .unwrap();
-        }
-        out.push(id);
-    }
-    out
-}
-
-fn transfer(owner: Uuid, from: Uuid, to: Uuid, amount: &str) -> TransferRequest {
-    TransferRequest::transfer(
-        Uuid::new_v4(),
-        owner,
-        Uuid::new_v4().to_string(),
-        from,
-        to,
-        dec(amount),
-        "EUR".into(),
-        None,
-        Utc::now(),
-    )
-}
 
 async fn stored(db: &TestDb, id: Uuid) -> bool {
     ledger::transfers::get(&db.pool, id)
         .await
         .unwrap()
         .is_some()
-}
-
-async fn balance(db: &TestDb, id: Uuid) -> Decimal {
-    ledger::accounts::get(&db.pool, id)
-        .await
-        .unwrap()
-        .unwrap()
-        .balance
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,9 +27,13 @@ async fn a_batch_applies_around_a_held_account_and_keeps_each_accounts_order() {
         .unwrap();
     // a: held by another transaction; b: empty, so the b -> e transfer
     // below can only commit after a -> b has credited it.
-    let acc = funded(&db, user, "100", 5).await;
-    let (a, c, d, e) = (acc[0], acc[1], acc[2], acc[3]);
-    let b = funded(&db, user, "0", 1).await[0];
+    let a = account(&db, user, "100").await;
+    let b = account(&db, user, "0").await;
+    let (c, d, e) = (
+        account(&db, user, "100").await,
+        account(&db, user, "100").await,
+        account(&db, user, "100").await,
+    );
     let batch = vec![
         transfer(user, a, b, "10"), // waits: a is held
         transfer(user, c, d, "1"),  // goes at once
@@ -122,8 +79,7 @@ async fn a_batch_applies_around_a_held_account_and_keeps_each_accounts_order() {
     // The answer's balances are the final ones.
     let b_now = applied.accounts.iter().find(|x| x.id == b).unwrap();
     assert_eq!(b_now.balance, dec("0"));
-    let report = invariants::check(&db.pool).await.unwrap();
-    assert!(report.holds(), "{:?}", report.violations());
+    assert_invariants(&db).await;
 }
 
 /// An unknown account is not "held": the waiting round finds it missing
@@ -134,7 +90,10 @@ async fn an_unknown_account_and_a_repeated_id_are_answered_in_the_waiting_round(
     let user = ledger::users::ensure(&db.pool, "bob", "!", "customer")
         .await
         .unwrap();
-    let acc = funded(&db, user, "50", 2).await;
+    let acc = [
+        account(&db, user, "50").await,
+        account(&db, user, "50").await,
+    ];
     let ok = transfer(user, acc[0], acc[1], "5");
     let unknown = transfer(user, acc[0], Uuid::new_v4(), "5");
     let batch = vec![ok.clone(), unknown, ok];
@@ -149,6 +108,5 @@ async fn an_unknown_account_and_a_repeated_id_are_answered_in_the_waiting_round(
     );
     assert_eq!(applied.outcomes[2], Outcome::Duplicate);
     assert_eq!(balance(&db, acc[0]).await, dec("45"));
-    let report = invariants::check(&db.pool).await.unwrap();
-    assert!(report.holds(), "{:?}", report.violations());
+    assert_invariants(&db).await;
 }

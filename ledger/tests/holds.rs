@@ -2,49 +2,19 @@
 //! batch mixing every kind of command keeps one transaction, decides in
 //! order, and applied again changes nothing.
 
-use std::str::FromStr;
+mod common;
 
 use chrono::{TimeDelta, Utc};
+use common::{account, dec, transfer};
 use ledger::apply::{Mode, Outcome, TransferRequest, apply};
-use ledger::{admin, invariants};
-use rust_decimal::Decimal;
+use ledger::invariants;
 use shared::hold::Op;
-use shared::money::Currency;
-use shared::transfer::{IdempotencyKey, RejectReason};
+use shared::transfer::RejectReason;
 use testkit::TestDb;
 use uuid::Uuid;
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
-
-async fn account(db: &TestDb, user: Uuid, funds: &str, key: &str) -> Uuid {
-    let eur = Currency::parse("EUR").unwrap();
-    let id = Uuid::new_v4();
-    admin::create_account(&db.pool, id, user, eur, Decimal::ZERO)
-        .await
-        .unwrap();
-    if dec(funds) > Decimal::ZERO {
-        let key = IdempotencyKey::parse(key).unwrap();
-        admin::fund(&db.pool, id, eur, dec(funds), &key)
-            .await
-            .unwrap();
-    }
-    id
-}
-
 fn request(op: Op, owner: Uuid, from: Uuid, to: Uuid, amount: &str) -> TransferRequest {
-    let mut r = TransferRequest::transfer(
-        Uuid::new_v4(),
-        owner,
-        Uuid::new_v4().to_string(),
-        from,
-        to,
-        dec(amount),
-        "EUR".into(),
-        None,
-        Utc::now(),
-    );
+    let mut r = transfer(owner, from, to, amount);
     r.op = op;
     if op == Op::HoldCreate {
         r.expires_at = Some(Utc::now() + TimeDelta::hours(1));
@@ -68,8 +38,8 @@ async fn a_mixed_batch_is_one_transaction_decided_in_order() {
     let alice = user(&db, "alice", "customer").await;
     let bob = user(&db, "bob", "customer").await;
     let rita = user(&db, "rita", "reverser").await;
-    let a = account(&db, alice, "100", "seed-a").await;
-    let b = account(&db, bob, "0", "seed-b").await;
+    let a = account(&db, alice, "100").await;
+    let b = account(&db, bob, "0").await;
 
     let pay = request(Op::Transfer, alice, a, b, "10");
     let hold = request(Op::HoldCreate, alice, a, b, "50");
@@ -153,8 +123,8 @@ async fn a_mixed_batch_is_one_transaction_decided_in_order() {
 async fn hold_commands_given_up_on_end_rejected_and_move_nothing() {
     let db = TestDb::new().await;
     let alice = user(&db, "alice", "customer").await;
-    let a = account(&db, alice, "100", "seed-a").await;
-    let b = account(&db, alice, "0", "seed-b").await;
+    let a = account(&db, alice, "100").await;
+    let b = account(&db, alice, "0").await;
     let held = request(Op::HoldCreate, alice, a, b, "30");
     apply(
         &db.pool,

@@ -1,11 +1,11 @@
 //! The ledger against a real PostgreSQL: batches, duplicates, overdrafts and
 //! concurrency, with the invariants checked after each scenario.
 
-use std::str::FromStr;
+mod common;
 
-use chrono::Utc;
+use common::{assert_invariants, balance, dec, transfer};
 use ledger::apply::{Mode, Outcome, TransferRequest, apply, record_failures};
-use ledger::{LedgerError, admin, invariants};
+use ledger::{LedgerError, admin};
 use rand::RngExt;
 use rust_decimal::Decimal;
 use shared::money::Currency;
@@ -15,10 +15,6 @@ use uuid::Uuid;
 
 fn eur() -> Currency {
     Currency::parse("EUR").unwrap()
-}
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
 }
 
 /// A user with `n` funded EUR accounts.
@@ -45,35 +41,9 @@ async fn customer(db: &TestDb, name: &str, n: usize, funds: &str) -> (Uuid, Vec<
 }
 
 fn request(owner: Uuid, from: Uuid, to: Uuid, amount: &str) -> TransferRequest {
-    TransferRequest::transfer(
-        Uuid::new_v4(),
-        owner,
-        Uuid::new_v4().to_string(),
-        from,
-        to,
-        dec(amount),
-        "EUR".into(),
-        Some("test".into()),
-        Utc::now(),
-    )
-}
-
-async fn balance(db: &TestDb, id: Uuid) -> Decimal {
-    ledger::accounts::get(&db.pool, id)
-        .await
-        .unwrap()
-        .unwrap()
-        .balance
-}
-
-async fn assert_invariants(db: &TestDb) -> invariants::Report {
-    let report = invariants::check(&db.pool).await.unwrap();
-    assert!(
-        report.holds(),
-        "invariants violated: {:?}",
-        report.violations()
-    );
-    report
+    let mut r = transfer(owner, from, to, amount);
+    r.reference = Some("test".into());
+    r
 }
 
 #[tokio::test]

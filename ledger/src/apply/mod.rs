@@ -183,7 +183,7 @@ pub async fn apply(
 /// concurrent applies ran one at a time (raw ceiling: 70 % of the
 /// connections' samples in `Lock: transactionid`, 1.2 of 2 cores busy).
 /// Now the shared few wait and the rest proceed. Each account still sees
-/// its transfers in batch order (see `batch::deferred`), decisions are
+/// its transfers in batch order (see `locks::deferred`), decisions are
 /// made under the locks as before, and both transactions lock in id
 /// order, so nothing can deadlock. If the second fails after the first
 /// committed, the caller's retry finds the first's transfers stored and
