@@ -74,9 +74,9 @@ struct Locked {
 /// while we wait, and we would not see it. Nothing goes wrong when it does:
 /// inserting that id again fails the write on the primary key, which it
 /// reports as a conflict (step 5), and the caller rolls back and retries
-/// with a fresh snapshot. Redeliveries racing their own
-/// first delivery are rare; a round trip on every batch is not. Answers
-/// `true` ("read them") when no account row came back to carry the answer.
+/// with a fresh snapshot. Redeliveries racing their own first delivery are
+/// rare; a round trip on every batch is not. Answers `true` ("read them")
+/// when no account row came back to carry the answer.
 pub(super) async fn lock_accounts(
     conn: &mut PgConnection,
     requests: &[TransferRequest],
