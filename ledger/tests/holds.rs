@@ -8,6 +8,7 @@ use chrono::{TimeDelta, Utc};
 use common::{account, dec, transfer};
 use ledger::apply::{Mode, Outcome, TransferRequest, apply};
 use ledger::invariants;
+use rust_decimal::Decimal;
 use shared::hold::Op;
 use shared::transfer::RejectReason;
 use testkit::TestDb;
@@ -114,6 +115,27 @@ async fn a_mixed_batch_is_one_transaction_decided_in_order() {
     assert_eq!((t.payer_owner, t.payee_owner), (Some(bob), Some(alice)));
     assert_eq!(row(&db, a).await.balance, dec("74"));
     assert_eq!(row(&db, b).await.balance, dec("26"));
+
+    // A reversal of "the rest" (no amount) is stored under the fingerprint
+    // of the request as sent, not of the amount that moved: the same
+    // request again, a client's retry or a redelivery, is a duplicate.
+    let mut rest = request(Op::Reversal, rita, Uuid::nil(), Uuid::nil(), "0");
+    rest.reverses = Some(pay.id);
+    rest.reversal_reason = Some("the rest".into());
+    let first = apply(&db.pool, &[rest.clone()], &[], Mode::Independent)
+        .await
+        .unwrap();
+    assert_eq!(first.outcomes, vec![Outcome::Committed]);
+    assert!(first.transfers[0].transfer.amount > Decimal::ZERO);
+    assert_eq!(
+        first.transfers[0].transfer.fingerprint,
+        shared::hold::reversal_fingerprint(pay.id, None, "the rest").to_vec(),
+        "what the gateway compares a retry with"
+    );
+    let again = apply(&db.pool, &[rest], &[], Mode::Independent)
+        .await
+        .unwrap();
+    assert_eq!(again.outcomes, vec![Outcome::Duplicate]);
 
     let report = invariants::check(&db.pool).await.unwrap();
     assert!(report.holds(), "{:?}", report.violations());

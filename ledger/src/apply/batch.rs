@@ -211,14 +211,15 @@ impl Batch<'_> {
             decide(r, &mut self.accounts).map(|()| None)
         };
         match decided {
-            Ok(Some(eff)) => self.commit(i, &eff),
-            Ok(None) => self.commit(i, r),
-            Err(reason) => self.store(i, r, Some(reason)),
+            Ok(Some(eff)) => self.commit(i, &eff, r),
+            Ok(None) => self.commit(i, r, r),
+            Err(reason) => self.store(i, r, r, Some(reason)),
         }
     }
 
-    /// Writes the committed transfer `eff` (as it moved) with its entries.
-    fn commit(&mut self, i: usize, eff: &TransferRequest) {
+    /// Writes the committed transfer `eff` (as it moved) with its entries;
+    /// `asked` is the request as its client sent it (see [`Self::store`]).
+    fn commit(&mut self, i: usize, eff: &TransferRequest, asked: &TransferRequest) {
         let balance = |id: Uuid| {
             self.accounts
                 .get(&id)
@@ -231,13 +232,24 @@ impl Batch<'_> {
             (eff.to_account, eff.amount, to_after),
             self.processed_at,
         );
-        self.store(i, eff, None);
+        self.store(i, eff, asked, None);
     }
 
-    fn store(&mut self, i: usize, r: &TransferRequest, reason: Option<RejectReason>) {
+    /// Stores `r` as decided, under the fingerprint of `asked`, the request
+    /// as its client sent it. The two differ for a reversal or capture of
+    /// "all of it": `r` carries the amount that moved, the client's request
+    /// none, and a retry (or a redelivery) of that request must match what
+    /// is stored to be answered as the same request, not as a reused key.
+    fn store(
+        &mut self,
+        i: usize,
+        r: &TransferRequest,
+        asked: &TransferRequest,
+        reason: Option<RejectReason>,
+    ) {
         let no_stages = Stages::default();
         let stage = self.stages.get(i).unwrap_or(&no_stages);
-        let fingerprint = r.fingerprint().to_vec();
+        let fingerprint = asked.fingerprint().to_vec();
         self.transfers
             .push(r, fingerprint.clone(), reason, self.processed_at, stage);
         let row = super::stored_row(r, fingerprint, reason, self.processed_at);
@@ -326,7 +338,7 @@ impl Batch<'_> {
             eff.reverses = None;
             eff.reversal_reason = None;
             let outcome_at = self.applied.outcomes.len();
-            self.commit(i, &eff);
+            self.commit(i, &eff, r);
             // `commit` counted the transfer as this request's outcome; the
             // request's answer is the hold's (pushed below), so take it back.
             self.applied.outcomes.truncate(outcome_at);
