@@ -62,37 +62,56 @@ pub(super) async fn decide_and_write(
         Locking::SkipHeld => deferred(requests, &accounts),
     };
     if put_off.is_empty() {
-        let applied = decide_locked(conn, requests, stages, accounts, maybe_known, special).await?;
+        let applied =
+            decide_locked(conn, requests, stages, &ids, accounts, maybe_known, special).await?;
         return Ok((applied, put_off));
     }
     // The rest of the batch, decided now (clones only when some wait).
-    let mut skip = put_off.iter().copied().peekable();
-    let (mut kept, mut kept_stages) = (Vec::new(), Vec::new());
-    for (i, r) in requests.iter().enumerate() {
-        if skip.peek() == Some(&i) {
-            skip.next();
-            continue;
-        }
-        kept.push(r.clone());
-        if !stages.is_empty() {
-            kept_stages.push(stages.get(i).cloned().unwrap_or_default());
-        }
-    }
-    let applied = decide_locked(conn, &kept, &kept_stages, accounts, maybe_known, special).await?;
+    let now = (0..requests.len()).filter(|i| put_off.binary_search(i).is_err());
+    let (kept, kept_stages) = sub_batch(requests, stages, now);
+    let kept_ids: Vec<Uuid> = kept.iter().map(|r| r.id).collect();
+    let applied = decide_locked(
+        conn,
+        &kept,
+        &kept_stages,
+        &kept_ids,
+        accounts,
+        maybe_known,
+        special,
+    )
+    .await?;
     Ok((applied, put_off))
 }
 
+/// `requests[i]` with `stages[i]` for each `i` of `pick`, ascending: part
+/// of a batch to decide on its own (`stages` stays empty if it was).
+pub(super) fn sub_batch(
+    requests: &[TransferRequest],
+    stages: &[Stages],
+    pick: impl Iterator<Item = usize>,
+) -> (Vec<TransferRequest>, Vec<Stages>) {
+    let (mut part, mut part_stages) = (Vec::new(), Vec::new());
+    for i in pick {
+        part.push(requests[i].clone());
+        if !stages.is_empty() {
+            part_stages.push(stages.get(i).cloned().unwrap_or_default());
+        }
+    }
+    (part, part_stages)
+}
+
 /// Steps 2–5 once the accounts of `requests` are locked.
+/// `ids` are the requests' ids, in order.
 async fn decide_locked(
     conn: &mut PgConnection,
     requests: &[TransferRequest],
     stages: &[Stages],
+    ids: &[Uuid],
     accounts: Accounts,
     maybe_known: bool,
     mut special: Special,
 ) -> Result<Applied, LedgerError> {
     let special_needed = special::needed(requests);
-    let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
     if special_needed {
         special.settle(conn, requests).await?;
     }
@@ -103,7 +122,7 @@ async fn decide_locked(
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY($1)"
         )))
-        .bind(&ids)
+        .bind(ids)
         .fetch_all(&mut *conn)
         .await?
     } else {

@@ -199,15 +199,7 @@ async fn apply_around_held(
     if put_off.is_empty() {
         return Ok(first);
     }
-    let rest: Vec<TransferRequest> = put_off.iter().map(|&i| requests[i].clone()).collect();
-    let rest_stages: Vec<Stages> = if stages.is_empty() {
-        Vec::new()
-    } else {
-        put_off
-            .iter()
-            .map(|&i| stages.get(i).cloned().unwrap_or_default())
-            .collect()
-    };
+    let (rest, rest_stages) = batch::sub_batch(requests, stages, put_off.iter().copied());
     let mut tx = pool.begin().await?;
     let (second, _) = decide_and_write(&mut tx, &rest, &rest_stages, Locking::Wait).await?;
     tx.commit().await?;
