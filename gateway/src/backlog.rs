@@ -218,13 +218,17 @@ impl Backlog {
     /// they took long enough for thousands of admitted requests to be in
     /// no count at all.
     pub fn admit(&self) -> Result<InFlight<'_>, ApiError> {
-        if !self.shedding() {
-            return Ok(self.publishing());
+        match self.refusal() {
+            None => Ok(self.publishing()),
+            Some(retry_after) => Err(shed(ShedReason::Backlog, retry_after)),
         }
-        Err(shed(
-            ShedReason::Backlog,
-            retry_after_secs(self.excess_seconds()),
-        ))
+    }
+
+    /// The `Retry-After` (seconds) to refuse new work with, if the backlog
+    /// is past its shedding point now.
+    pub fn refusal(&self) -> Option<u64> {
+        self.shedding()
+            .then(|| retry_after_secs(self.excess_seconds()))
     }
 
     pub fn view(&self) -> BacklogView {

@@ -37,6 +37,7 @@ mod rate_limit;
 mod redis_link;
 mod responses;
 pub mod routes;
+mod shed_early;
 mod state;
 mod statement_body;
 mod submit_batch;
@@ -57,6 +58,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use shared::backoff::Backoff;
 use shared::shutdown::Shutdown;
+use shed_early::Early;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -155,6 +157,16 @@ struct ApiRoute {
     method: Method,
     path: &'static str,
     handler: MethodRouter<SharedState>,
+    /// For routes that queue work: refused before any work while the
+    /// backlog is over budget (`shed_early`).
+    early: Option<Early>,
+}
+
+impl ApiRoute {
+    fn shed_early(mut self, early: Early) -> Self {
+        self.early = Some(early);
+        self
+    }
 }
 
 /// `handler` for `method` on `path`.
@@ -167,6 +179,7 @@ where
         method,
         path,
         handler: on(filter, handler),
+        early: None,
     }
 }
 
@@ -192,7 +205,8 @@ where
 /// OpenAPI document is tested against it, so neither can drift.
 fn api_routes() -> Vec<ApiRoute> {
     use routes::{accounts, auth, batches, holds, ops, reversals, statements, system, transfers};
-    let mut upload = post("/v1/batches", batches::submit);
+    use shed_early::Early::{Backlog, BacklogOrBusy};
+    let mut upload = post("/v1/batches", batches::submit).shed_early(Backlog);
     // Uploads stream up to 32 MiB; every other body is bounded by the
     // global limit (see `http::layers`).
     upload.handler = upload
@@ -210,15 +224,15 @@ fn api_routes() -> Vec<ApiRoute> {
         get("/v1/accounts/{id}/entries", accounts::entries),
         get("/v1/accounts/{id}/balance", statements::balance),
         get("/v1/accounts/{id}/statement", statements::statement),
-        post("/v1/transfers", transfers::create),
+        post("/v1/transfers", transfers::create).shed_early(BacklogOrBusy),
         get("/v1/transfers", transfers::list),
         get("/v1/transfers/{id}", transfers::get),
-        post("/v1/transfers/{id}/reversals", reversals::create),
-        post("/v1/holds", holds::create),
+        post("/v1/transfers/{id}/reversals", reversals::create).shed_early(BacklogOrBusy),
+        post("/v1/holds", holds::create).shed_early(BacklogOrBusy),
         get("/v1/holds", holds::list),
         get("/v1/holds/{id}", holds::get),
-        post("/v1/holds/{id}/capture", holds::capture),
-        post("/v1/holds/{id}/void", holds::void),
+        post("/v1/holds/{id}/capture", holds::capture).shed_early(BacklogOrBusy),
+        post("/v1/holds/{id}/void", holds::void).shed_early(BacklogOrBusy),
         upload,
         get("/v1/batches/{id}", batches::get),
         get("/v1/batches/{id}/payments", batches::payments),
@@ -244,7 +258,11 @@ pub fn operations() -> Vec<(Method, &'static str)> {
 /// Every route, with the layers of [`http`].
 pub fn router(state: SharedState, config: &Config) -> Router {
     let mut api = Router::new();
+    let mut sheddable = Vec::new();
     for r in api_routes() {
+        if let Some(early) = r.early {
+            sheddable.push((r.method.clone(), r.path, early));
+        }
         // Routes on one path with different methods merge.
         api = api.route(r.path, r.handler);
     }
@@ -252,6 +270,11 @@ pub fn router(state: SharedState, config: &Config) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::middleware,
+        ))
+        // Outside the guard: a refusal under overload costs no token check.
+        .layer(axum::middleware::from_fn_with_state(
+            shed_early::Routes::new(state.clone(), sheddable),
+            shed_early::layer,
         ))
         .with_state(state);
     http::layers(api, config)

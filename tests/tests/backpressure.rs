@@ -146,6 +146,48 @@ async fn sheds_past_the_budget_and_applies_everything_it_accepted() {
     assert!(metrics.contains("gateway_backlog_pending"), "{metrics}");
     assert!(metrics.contains("gateway_backlog_seconds"), "{metrics}");
 
+    // Refused before any work (`shed_early`): a request with no token and
+    // no valid body gets the same 503, on every route that queues work ...
+    for path in ["/v1/transfers", "/v1/holds", "/v1/batches"] {
+        let r = bank
+            .http
+            .post(format!("{}{path}", bank.api))
+            .header("Idempotency-Key", "early")
+            .body("not json")
+            .send()
+            .await
+            .expect("POST without a token");
+        assert_eq!(r.status().as_u16(), 503, "{path}");
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert_backlog_problem(retry, &r.json().await.expect("problem body"));
+    }
+    // ... while reads, and requests that queue nothing, still answer.
+    let r = bank
+        .http
+        .get(format!("{}/v1/transfers/{}", bank.api, accepted[0]))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("GET a pending transfer");
+    assert_eq!(r.status().as_u16(), 200);
+    let r = bank
+        .http
+        .post(format!("{}/v1/auth/refresh", bank.api))
+        .json(&json!({"refresh_token": "nonsense"}))
+        .send()
+        .await
+        .expect("POST /v1/auth/refresh");
+    assert_eq!(r.status().as_u16(), 401, "auth routes are never shed");
+    assert_eq!(
+        bank.nats.transfers_in_stream().await,
+        accepted.len() as u64,
+        "the refusals published nothing"
+    );
+
     // The ops view shows it too.
     let ops = bank.login("ops").await;
     let stats: Value = bank
