@@ -256,7 +256,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
-        if problem.status >= 500 {
+        // A shed answer is the overload protection working, not a failure:
+        // under overload there are thousands a second, and an ERROR line
+        // each cost CPU the processors needed and buried real errors.
+        // `gateway_shed_total{reason}` counts them.
+        if problem.status >= 500 && !matches!(self, Self::Backlog { .. }) {
             tracing::error!(error = %self, status = problem.status, "request failed");
         } else {
             tracing::debug!(error = %self, status = problem.status, "request refused");

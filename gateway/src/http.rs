@@ -88,7 +88,11 @@ pub fn layers(api: Router, config: &Config) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(record_status),
+                .on_response(record_status)
+                // No second ERROR line per 5xx: `ApiError` logs its own
+                // failures (and not the shed answers an overload brings by
+                // the thousand), `time_limit` its timeouts.
+                .on_failure(()),
         )
         .layer(static_header("referrer-policy", "no-referrer"))
         .layer(static_header("x-frame-options", "DENY"))
@@ -134,18 +138,25 @@ async fn time_limit(
     };
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "Request timed out",
-            format!(
-                "no answer within {} ms; retry with the same Idempotency-Key",
-                limit.as_millis()
-            ),
-        )
-        .retry_after(1)
-        .into_response(),
+        Err(_) => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+            timed_out(limit)
+        }
     }
+}
+
+fn timed_out(limit: std::time::Duration) -> Response {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "Request timed out",
+        format!(
+            "no answer within {} ms; retry with the same Idempotency-Key",
+            limit.as_millis()
+        ),
+    )
+    .retry_after(1)
+    .into_response()
 }
 
 async fn not_found() -> Response {
