@@ -3,14 +3,14 @@
 //!
 //! The handlers check the backlog themselves (`Backlog::admit`), but only
 //! after the request went through the quota guard, the bearer token, the
-//! JSON body, validation and an audit record. Measured in `make bench`'s
-//! overload run (2× the sustained rate, open loop), that made each `503`
-//! cost the gateway about as much CPU as a `202`, so the refusals took the
-//! CPU the processors needed: the accepted rate fell well below what the
-//! same machine sustains, and every answer waited behind thousands of
-//! others. This layer sits on the routes that queue work, in front of all
-//! that: while the backlog is over its shedding point (or every publish
-//! slot is taken), the answer is the same `503` + `Retry-After` at once.
+//! JSON body, validation and an audit record. In `make bench`'s overload
+//! run (2× the sustained rate, open loop) most requests are refusals, so
+//! that work took CPU the processors needed: the accepted rate fell well
+//! below what the same machine sustains (README, Performance). This layer
+//! runs outside the guard and answers the routes that queue work before
+//! all that: while the backlog is over its shedding point (or every
+//! publish slot is taken), the answer is the same `503` + `Retry-After`
+//! at once.
 //!
 //! What such a request does not get: authentication, validation, a quota
 //! charge or an audit row. It changed nothing and named nobody verified;
