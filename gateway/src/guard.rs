@@ -133,7 +133,7 @@ fn check_session(state: &SharedState, caller: &Caller, spend: Spend) -> Result<(
 
 /// The caller's `X-Request-Id` when it is short visible ASCII (a proxy's
 /// id correlates its logs with ours), else a new UUID.
-fn request_id(headers: &HeaderMap) -> String {
+pub fn request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())

@@ -21,11 +21,12 @@
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::backlog::{self, ShedReason};
+use crate::guard;
 use crate::state::SharedState;
 
 /// Which refusals a route may answer before its handler runs.
@@ -67,11 +68,18 @@ pub async fn layer(State(routes): State<Routes>, request: Request, next: Next) -
         return next.run(request).await;
     };
     let state = &routes.state;
-    if let Some(retry_after) = state.backlog.refusal() {
-        return backlog::shed(ShedReason::Backlog, retry_after).into_response();
+    let refusal = if let Some(retry_after) = state.backlog.refusal() {
+        backlog::shed(ShedReason::Backlog, retry_after)
+    } else if early == Early::BacklogOrBusy && state.publish_slots.available_permits() == 0 {
+        backlog::shed(ShedReason::Busy, 1)
+    } else {
+        return next.run(request).await;
+    };
+    // Like every other answer, a refusal names its request (the guard,
+    // which sets it elsewhere, has not run).
+    let mut response = refusal.into_response();
+    if let Ok(id) = HeaderValue::from_str(&guard::request_id(request.headers())) {
+        response.headers_mut().insert("x-request-id", id);
     }
-    if early == Early::BacklogOrBusy && state.publish_slots.available_permits() == 0 {
-        return backlog::shed(ShedReason::Busy, 1).into_response();
-    }
-    next.run(request).await
+    response
 }

@@ -158,6 +158,7 @@ async fn sheds_past_the_budget_and_applies_everything_it_accepted() {
             .await
             .expect("POST without a token");
         assert_eq!(r.status().as_u16(), 503, "{path}");
+        assert!(r.headers().contains_key("x-request-id"), "{path}");
         let retry = r
             .headers()
             .get("retry-after")
