@@ -5,9 +5,8 @@
 mod common;
 
 use chrono::{TimeDelta, Utc};
-use common::{account, dec, transfer};
+use common::{account, assert_invariants, dec, transfer};
 use ledger::apply::{Mode, Outcome, TransferRequest, apply};
-use ledger::invariants;
 use rust_decimal::Decimal;
 use shared::hold::Op;
 use shared::transfer::RejectReason;
@@ -137,8 +136,7 @@ async fn a_mixed_batch_is_one_transaction_decided_in_order() {
         .unwrap();
     assert_eq!(again.outcomes, vec![Outcome::Duplicate]);
 
-    let report = invariants::check(&db.pool).await.unwrap();
-    assert!(report.holds(), "{:?}", report.violations());
+    assert_invariants(&db).await;
 }
 
 #[tokio::test]
@@ -200,7 +198,6 @@ async fn hold_commands_given_up_on_end_rejected_and_move_nothing() {
         .await
         .unwrap();
     assert_eq!(applied.outcomes, vec![Outcome::Committed]);
-    let report = invariants::check(&db.pool).await.unwrap();
-    assert!(report.holds(), "{:?}", report.violations());
+    let report = assert_invariants(&db).await;
     assert!(report.violations().is_empty(), "{:?}", report.violations());
 }
