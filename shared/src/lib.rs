@@ -3,7 +3,6 @@
 //! reading configuration, declaring the JetStream topology and following
 //! the session deny-list in Redis (`revocation`).
 
-pub mod alloc;
 pub mod auth;
 pub mod backoff;
 pub mod batch_file;

@@ -53,7 +53,7 @@ where
 }
 
 /// Runs a service's `main` future on a multi-threaded runtime (what
-/// `#[tokio::main]` does, after [`crate::alloc::tune`] has run).
+/// `#[tokio::main]` does).
 pub fn block_on(main: impl Future<Output = ExitCode>) -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
