@@ -27,7 +27,8 @@ pub struct Config {
     pub apply_concurrency: usize,
     /// Most transfers applied in one database transaction.
     pub batch_max: usize,
-    /// How long a worker waits to fill a batch once it has one message.
+    /// How long a worker waits to fill a batch once it has one message
+    /// (default 0: it takes what was delivered meanwhile, see `pull`).
     pub linger: Duration,
     /// Events kept per user in Redis for WebSocket replay.
     pub replay_buffer: usize,
@@ -69,7 +70,7 @@ impl Config {
             workers,
             apply_concurrency,
             batch_max,
-            linger: config::millis("PROCESSOR_LINGER_MS", 1)?,
+            linger: config::millis("PROCESSOR_LINGER_MS", 0)?,
             replay_buffer: config::parse("REPLAY_BUFFER", 1000)?,
             hold_expiry_interval: config::millis("PROCESSOR_HOLD_EXPIRY_INTERVAL_MS", 5000)?,
         })

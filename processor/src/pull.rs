@@ -1,6 +1,6 @@
 //! The pull loop: messages from the durable consumer, gathered into batches
-//! (up to `batch_max`, waiting at most `linger` to fill one), handed to the
-//! handlers in order, and settled in one place.
+//! (up to `batch_max`: whatever was delivered meanwhile, see [`next_batch`]),
+//! handed to the handlers in order, and settled in one place.
 //!
 //! Handling order within a pulled batch: atomic batches and undecodable
 //! messages as they come, then the transfers together in one transaction
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::Message;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::pull::Stream;
+use futures::FutureExt;
 use shared::shutdown::Shutdown;
 use tokio_stream::StreamExt;
 
@@ -80,20 +81,18 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) {
     while !shutdown.is_triggered() {
-        let Some(messages) = open(&consumer, ctx.config.batch_max, &mut shutdown).await else {
+        let Some(mut messages) = open(&consumer, ctx.config.batch_max, &mut shutdown).await else {
             continue;
         };
-        let chunks = messages.chunks_timeout(ctx.config.batch_max, ctx.config.linger);
-        tokio::pin!(chunks);
         loop {
-            let chunk = tokio::select! {
+            let pulled = tokio::select! {
                 _ = shutdown.wait() => return,
-                chunk = chunks.next() => chunk,
+                pulled = next_batch(&mut messages, ctx.config.batch_max, ctx.config.linger) => pulled,
             };
-            let Some(chunk) = chunk else { break };
-            let mut batch = Vec::with_capacity(chunk.len());
+            let Some(pulled) = pulled else { break };
+            let mut batch = Vec::with_capacity(pulled.len());
             let mut broken = false;
-            for item in chunk {
+            for item in pulled {
                 match item {
                     Ok(m) => batch.push(m),
                     // Missed heartbeats, reconnects, a deleted or recreated
@@ -112,6 +111,41 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The next batch from `messages` (`None` once the pull ended): waits for
+/// one message, then takes every message already delivered, up to
+/// `batch_max`, and with a `linger` waits that long for more.
+///
+/// Why no linger by default: a timer holds every message of a quiet system
+/// for its length (tokio's timer also rounds up to the next millisecond),
+/// while under load deliveries pile up during each apply and the next
+/// batch is big without waiting.
+async fn next_batch<S, T>(messages: &mut S, batch_max: usize, linger: Duration) -> Option<Vec<T>>
+where
+    S: tokio_stream::Stream<Item = T> + Unpin,
+{
+    let first = messages.next().await?;
+    let mut batch = Vec::with_capacity(batch_max.min(64));
+    batch.push(first);
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < batch_max {
+        let next = if linger.is_zero() {
+            messages.next().now_or_never()
+        } else {
+            tokio::time::timeout_at(deadline, messages.next())
+                .await
+                .ok()
+        };
+        match next {
+            Some(Some(item)) => batch.push(item),
+            // The pull ended: the caller learns it on its next call.
+            Some(None) => break,
+            // Nothing more delivered (in time).
+            None => break,
+        }
+    }
+    Some(batch)
 }
 
 /// Handles one pulled batch: plans the work, runs it in order, settles
@@ -197,4 +231,60 @@ async fn handle(ctx: &Ctx, applier: &Applier<Item>, messages: Vec<Message>, shut
 
 fn every(group: Vec<Item>, d: Disposition) -> Vec<(Message, Disposition)> {
     group.into_iter().map(|item| (item.message, d)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::UnboundedReceiverStream;
+
+    use super::next_batch;
+
+    #[tokio::test]
+    async fn takes_what_was_delivered_up_to_the_bound_without_waiting() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut messages = UnboundedReceiverStream::new(rx);
+        for i in 0..5 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(
+            next_batch(&mut messages, 3, Duration::ZERO).await,
+            Some(vec![0, 1, 2])
+        );
+        assert_eq!(
+            next_batch(&mut messages, 3, Duration::ZERO).await,
+            Some(vec![3, 4])
+        );
+        // Nothing delivered: it waits for the first message, then goes.
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx.send(5).unwrap();
+            tx
+        });
+        assert_eq!(
+            next_batch(&mut messages, 3, Duration::ZERO).await,
+            Some(vec![5])
+        );
+        drop(sender.await.unwrap());
+        assert_eq!(next_batch(&mut messages, 3, Duration::ZERO).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_linger_waits_for_more() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut messages = UnboundedReceiverStream::new(rx);
+        tx.send(1).unwrap();
+        // Sent only once the gatherer waits; then the pull ends.
+        tokio::spawn(async move { tx.send(2).unwrap() });
+        assert_eq!(
+            next_batch(&mut messages, 10, Duration::from_secs(60)).await,
+            Some(vec![1, 2])
+        );
+        assert_eq!(
+            next_batch(&mut messages, 10, Duration::from_secs(60)).await,
+            None
+        );
+    }
 }

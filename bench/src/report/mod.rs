@@ -160,7 +160,7 @@ impl Report {
             ("PROCESSOR_WORKERS", "4"),
             ("PROCESSOR_APPLY_CONCURRENCY", "1"),
             ("PROCESSOR_BATCH_MAX", "500"),
-            ("PROCESSOR_LINGER_MS", "1"),
+            ("PROCESSOR_LINGER_MS", "0"),
         ] {
             processor_settings.insert(
                 k.to_owned(),
