@@ -137,13 +137,10 @@ where
                 .await
                 .ok()
         };
-        match next {
-            Some(Some(item)) => batch.push(item),
-            // The pull ended: the caller learns it on its next call.
-            Some(None) => break,
-            // Nothing more delivered (in time).
-            None => break,
-        }
+        // Nothing more delivered (in time), or the pull ended: the caller
+        // learns the latter on its next call.
+        let Some(Some(item)) = next else { break };
+        batch.push(item);
     }
     Some(batch)
 }
