@@ -23,12 +23,12 @@ const SUBSCRIBE_BACKOFF_START: Duration = Duration::from_millis(200);
 const SUBSCRIBE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Subscribes to `<prefix>:events` and fans out to the hub, reconnecting
-/// with backoff. After any gap in the subscription every client is told to
-/// resync.
+/// with backoff. Each time the subscription becomes live, every socket
+/// already open is told to resync: it may have missed what was relayed
+/// while no subscription was live.
 pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shutdown: Shutdown) {
     let channel = event_feed::channel(&prefix);
     let mut backoff = Backoff::new(SUBSCRIBE_BACKOFF_START, SUBSCRIBE_BACKOFF_MAX);
-    let mut had_connection = false;
     while !shutdown.is_triggered() {
         let attempt = async {
             let client = shared::tls::redis_client(&redis_url)?;
@@ -47,11 +47,16 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
                 continue;
             }
         };
-        if had_connection {
+        hub.set_subscribed(true);
+        // The first subscription too: a socket accepted before it (the
+        // bank checker caught one, right after a notifier restart) read its
+        // catch-up before an event whose pub/sub message nobody received.
+        let open = hub.connections();
+        if open > 0 {
             hub.resync_all();
-            metrics::counter!("notifier_resyncs_total", "cause" => "redis_reconnect").increment(1);
+            metrics::counter!("notifier_resyncs_total", "cause" => "subscription_gap")
+                .increment(open as u64);
         }
-        had_connection = true;
         backoff.reset();
         tracing::info!("subscribed to events");
         let mut messages = pubsub.on_message();
@@ -61,6 +66,7 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
                 msg = messages.next() => msg,
             };
             let Some(msg) = msg else {
+                hub.set_subscribed(false);
                 tracing::warn!("event subscription lost; reconnecting");
                 break;
             };

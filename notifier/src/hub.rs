@@ -6,7 +6,7 @@
 //! client does.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -34,6 +34,9 @@ type Connections = HashMap<Uuid, Vec<(u64, mpsc::Sender<Push>)>>;
 pub struct Hub {
     next_id: AtomicU64,
     users: Mutex<Connections>,
+    /// Whether the events subscription is live: an event relayed now
+    /// reaches this notifier. Sockets are refused while it is not.
+    subscribed: AtomicBool,
 }
 
 impl Hub {
@@ -92,6 +95,14 @@ impl Hub {
         for user in users {
             self.send(user, Push::Resync);
         }
+    }
+
+    pub fn set_subscribed(&self, live: bool) {
+        self.subscribed.store(live, Ordering::Release);
+    }
+
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
     }
 
     pub fn connections(&self) -> usize {

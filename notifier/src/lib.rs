@@ -6,6 +6,8 @@ pub mod config;
 pub mod events;
 mod hub;
 mod state;
+#[cfg(test)]
+mod tests;
 mod ws;
 
 use std::sync::Arc;
@@ -68,16 +70,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         revocations,
     });
-    let app = Router::new()
-        .route("/v1/ws", get(ws::upgrade))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(shared::metrics::handler))
-        .with_state(state.clone())
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
-            // The default span records the URI, which carries the token.
-            |r: &axum::http::Request<_>| tracing::info_span!("request", method = %r.method(), path = r.uri().path()),
-        ));
+    let app = router(state);
     tracing::info!(addr = %listener.local_addr()?, "notifier listening");
     let mut stop = shutdown.clone();
     axum::serve(listener, app)
@@ -88,10 +81,23 @@ pub async fn serve(
     Ok(())
 }
 
-/// Ready when Redis answers and the revocation list is in sync with it
-/// (sockets are refused until then).
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/ws", get(ws::upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(shared::metrics::handler))
+        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            // The default span records the URI, which carries the token.
+            |r: &axum::http::Request<_>| tracing::info_span!("request", method = %r.method(), path = r.uri().path()),
+        ))
+}
+
+/// Ready when Redis answers, the revocation list is in sync with it and the
+/// event subscription is live (sockets are refused until then).
 async fn readyz(State(state): State<Arc<AppState>>) -> StatusCode {
-    if !state.revocations.is_live() {
+    if !state.revocations.is_live() || !state.hub.is_subscribed() {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     let mut redis = state.redis.clone();

@@ -8,7 +8,8 @@
 //! when the client is too slow to keep up (1013), or on shutdown (1001).
 //! A revoked session's token is refused at connect (401), and so is every
 //! token while the revocation list is not in sync with Redis (503: a
-//! revocation could be unknown here).
+//! revocation could be unknown here), and while this notifier is not
+//! subscribed to the event feed (503: live events could be missed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,17 @@ pub async fn upgrade(
             "unavailable",
             "Service unavailable",
             "cannot check for revoked sessions; retry shortly",
+        )
+        .retry_after(1)
+        .into_response();
+    }
+    if !state.hub.is_subscribed() {
+        // Its catch-up could miss an event relayed before the subscription.
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "not following events yet; retry shortly",
         )
         .retry_after(1)
         .into_response();
