@@ -77,23 +77,20 @@ pub async fn upgrade(
                 .into_response();
         }
     };
-    if !state.revocations.is_live() {
-        return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
-            "cannot check for revoked sessions; retry shortly",
-        )
-        .retry_after(1)
-        .into_response();
-    }
-    if !state.hub.is_subscribed() {
+    let unavailable = if !state.revocations.is_live() {
+        Some("cannot check for revoked sessions; retry shortly")
+    } else if !state.hub.is_subscribed() {
         // Its catch-up could miss an event relayed before the subscription.
+        Some("not following events yet; retry shortly")
+    } else {
+        None
+    };
+    if let Some(detail) = unavailable {
         return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "Service unavailable",
-            "not following events yet; retry shortly",
+            detail,
         )
         .retry_after(1)
         .into_response();
