@@ -134,7 +134,12 @@ impl Recorder {
             ws_resyncs: AtomicU64::new(0),
         }
     }
+    /// Counts an error by kind; like every counter, only inside the window
+    /// (the overload run's warm-up 503s are not the measured run's).
     pub(super) fn error(&self, what: String) {
+        if !self.in_window() {
+            return;
+        }
         if let Ok(mut e) = self.errors.lock() {
             *e.entry(what).or_default() += 1;
         }
