@@ -1,7 +1,8 @@
 //! `notifier` runs the service; `notifier healthcheck` probes a running one (for
 //! container HEALTHCHECK, which has no curl).
 
-/// jemalloc, not glibc malloc: less CPU per request, a few MiB more RSS
+/// jemalloc, not glibc malloc, as in the gateway (where it took CPU per
+/// request down; the notifier's own CPU was not compared): a few MiB more RSS
 /// (README, Performance).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -1,7 +1,8 @@
 //! `processor` runs the service; `processor healthcheck` probes a running one (for
 //! container HEALTHCHECK, which has no curl).
 
-/// jemalloc, not glibc malloc: less CPU per request, a few MiB more RSS
+/// jemalloc, not glibc malloc, as in the gateway (where it took CPU per
+/// request down; here no clear change was measured): a few MiB more RSS
 /// (README, Performance).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

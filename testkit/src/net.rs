@@ -4,12 +4,11 @@
 //! real services on ports of their own; one helper finds them.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Lowest port handed out.
 const FLOOR: u16 = 10_000;
 /// Ports tried before falling back to one the kernel picks.
-const TRIES: u32 = 64;
+const TRIES: usize = 64;
 
 /// A loopback address on a port that was free a moment ago.
 ///
@@ -19,18 +18,14 @@ const TRIES: u32 = 64;
 /// machine also takes its source port: once released, a harness's own
 /// client connections could take it first (seen: a chaos run's notifier
 /// failed to start with "Address already in use"). So the port is taken
-/// below that range, where only another listener can take it; the start
-/// is random per process and steps on per call, so parallel test
-/// processes rarely try the same one.
+/// below that range, where only another listener can take it, at random so
+/// that parallel test processes rarely try the same one.
 pub fn try_free_addr() -> std::io::Result<SocketAddr> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
     let ceiling = ephemeral_low().unwrap_or(32_768);
     if ceiling > FLOOR + 1_000 {
-        let span = u32::from(ceiling - FLOOR);
-        let start = (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u32;
+        let span = u128::from(ceiling - FLOOR);
         for _ in 0..TRIES {
-            let step = NEXT.fetch_add(7, Ordering::Relaxed);
-            let port = FLOOR + (start.wrapping_add(step) % span) as u16;
+            let port = FLOOR + (uuid::Uuid::new_v4().as_u128() % span) as u16;
             if let Ok(addr) = TcpListener::bind(("127.0.0.1", port)).and_then(|l| l.local_addr()) {
                 return Ok(addr);
             }
