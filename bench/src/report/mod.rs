@@ -157,7 +157,7 @@ impl Report {
     pub fn new(args: &Args, s: &Settings, dep: &Deployment) -> Self {
         let mut processor_settings = BTreeMap::new();
         for (k, d) in [
-            ("PROCESSOR_WORKERS", "4"),
+            ("PROCESSOR_WORKERS", "8"),
             ("PROCESSOR_APPLY_CONCURRENCY", "1"),
             ("PROCESSOR_BATCH_MAX", "500"),
             ("PROCESSOR_LINGER_MS", "0"),
