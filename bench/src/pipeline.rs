@@ -200,6 +200,7 @@ impl Pipeline<'_> {
             shed_per_s: rec.shed.load(Ordering::SeqCst) as f64 / seconds,
             shed_without_retry_after: rec.shed_without_retry_after.load(Ordering::SeqCst),
             shed_ms: snapshot(&rec.shed_ms),
+            shed_sent_ms: snapshot(&rec.shed_sent_ms),
             backlog_peak_s,
             errors,
             http_ms: snapshot(&rec.http),

@@ -66,6 +66,7 @@ impl Driver {
             r#"{{"from_account":"{}","to_account":"{}","amount":"1.00","currency":"EUR"}}"#,
             self.world.accounts[from], self.world.accounts[to]
         );
+        let sent = Instant::now();
         let result = self
             .http
             .post(&self.url)
@@ -106,6 +107,7 @@ impl Driver {
                 }
                 if (status == 503 || status == 429) && in_window {
                     record(&self.rec.shed_ms, t0.elapsed());
+                    record(&self.rec.shed_sent_ms, sent.elapsed());
                 }
                 let text = r.text().await.unwrap_or_default();
                 let slug = serde_json::from_str::<serde_json::Value>(&text)

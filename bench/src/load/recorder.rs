@@ -102,6 +102,10 @@ pub struct Recorder {
     pub shed_without_retry_after: AtomicU64,
     /// Intended send → the shed answer.
     pub shed_ms: Mutex<Histogram<u64>>,
+    /// The request actually leaving the generator → the shed answer: the
+    /// same answers without the generator's own lag (a co-located generator
+    /// is starved for CPU in the overload run).
+    pub shed_sent_ms: Mutex<Histogram<u64>>,
     pub errors: Mutex<BTreeMap<String, u64>>,
     pub http: Mutex<Histogram<u64>>,
     pub lag: Mutex<Histogram<u64>>,
@@ -124,6 +128,7 @@ impl Recorder {
             shed: AtomicU64::new(0),
             shed_without_retry_after: AtomicU64::new(0),
             shed_ms: new_hist(),
+            shed_sent_ms: new_hist(),
             errors: Mutex::new(BTreeMap::new()),
             http: new_hist(),
             lag: new_hist(),

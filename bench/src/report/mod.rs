@@ -63,6 +63,9 @@ pub struct RunResult {
     pub shed_without_retry_after: u64,
     /// Intended send → the shed answer.
     pub shed_ms: Latency,
+    /// The request leaving the generator → the shed answer (without the
+    /// generator's lag; for reading the above, not judged).
+    pub shed_sent_ms: Latency,
     /// The gateway's `gateway_backlog_seconds`, largest reading in the
     /// window (`None`: the gateway did not report it).
     pub backlog_peak_s: Option<f64>,

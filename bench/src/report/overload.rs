@@ -16,7 +16,7 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  {:>5} {:>9} {:>10} {:>10} {:>11} {:>8} {:>22} {:>10} {:>13} {:>12} {:>11}",
+            "  {:>5} {:>9} {:>10} {:>10} {:>11} {:>8} {:>22} {:>15} {:>10} {:>13} {:>12} {:>11}",
             "load",
             "offered/s",
             "accepted/s",
@@ -24,6 +24,7 @@ impl Report {
             "shed/s",
             "w/o R-A",
             "shed answer p50/p99/max",
+            "from send p50/p99",
             "backlog pk",
             "HTTP 202 p99",
             "e2e p50/p99",
@@ -32,7 +33,7 @@ impl Report {
         for r in runs {
             let _ = writeln!(
                 o,
-                "  {:>4.0}% {:>9.0} {:>10.0} {:>10.0} {:>11.0} {:>8} {:>22} {:>10} {:>13.1} {:>12} {:>11}",
+                "  {:>4.0}% {:>9.0} {:>10.0} {:>10.0} {:>11.0} {:>8} {:>22} {:>15} {:>10} {:>13.1} {:>12} {:>11}",
                 r.load_pct.unwrap_or(0.0),
                 r.offered_per_s,
                 r.accepted_per_s,
@@ -43,6 +44,7 @@ impl Report {
                     "{:.1} / {:.1} / {:.0} ms",
                     r.shed_ms.p50, r.shed_ms.p99, r.shed_ms.max
                 ),
+                format!("{:.1} / {:.1}", r.shed_sent_ms.p50, r.shed_sent_ms.p99),
                 r.backlog_peak_s
                     .map(|b| format!("{b:.2} s"))
                     .unwrap_or_else(|| "-".into()),
