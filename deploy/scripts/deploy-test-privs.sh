@@ -102,8 +102,8 @@ out=$(redis_as notifier XADD bank:ev:00000000-0000-0000-0000-000000000000 '*' f 
 echo "  redis notifier XADD bank:ev:…: $out"
 check "Redis: the notifier's user cannot append to a replay stream (NOPERM)" \
   "$(grep -q '^NOPERM' <<<"$out" && echo ok || echo "$out")"
-out=$(redis_as notifier PUBLISH bank:events forged)
-echo "  redis notifier PUBLISH bank:events: $out"
+out=$(redis_as notifier PUBLISH bank:feed forged)
+echo "  redis notifier PUBLISH bank:feed: $out"
 check "Redis: the notifier's user cannot publish events (NOPERM)" \
   "$(grep -q '^NOPERM' <<<"$out" && echo ok || echo "$out")"
 out=$(redis_as notifier GET bank:epoch)

@@ -66,9 +66,9 @@ safe="-@dangerous -@admin"
 # shellcheck disable=SC2034
 acl_gateway="resetkeys ~bank:rl:* ~bank:login:* ~bank:revoked* ~bank:revocations:* %R~bank:relayed:* resetchannels &bank:revocations $common +@write +@scripting +@transaction +time +publish +subscribe $safe"
 # shellcheck disable=SC2034
-acl_processor="resetkeys ~bank:epoch ~bank:seq ~bank:ev:* ~bank:relayed:* resetchannels &bank:events $common +@write +@scripting +time +publish $safe"
+acl_processor="resetkeys ~bank:epoch ~bank:seq ~bank:ev:* ~bank:relayed:* resetchannels &bank:feed &bank:events $common +@write +@scripting +time +publish $safe"
 # shellcheck disable=SC2034
-acl_notifier="resetkeys ~bank:epoch %R~bank:seq %R~bank:ev:* %R~bank:revoked* %R~bank:revocations:* resetchannels &bank:events &bank:revocations $common +set +subscribe +psubscribe +unsubscribe +punsubscribe $safe"
+acl_notifier="resetkeys ~bank:epoch %R~bank:seq %R~bank:ev:* %R~bank:revoked* %R~bank:revocations:* resetchannels &bank:feed &bank:events &bank:revocations $common +set +subscribe +psubscribe +unsubscribe +punsubscribe $safe"
 acl="user default off resetpass resetkeys resetchannels -@all
 user admin on >${redis_admin} ~* &* +@all"
 for svc in gateway processor notifier; do

@@ -22,18 +22,22 @@ const SUBSCRIBE_BACKOFF_START: Duration = Duration::from_millis(200);
 /// noticed within seconds.
 const SUBSCRIBE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// Subscribes to `<prefix>:events` and fans out to the hub, reconnecting
+/// Subscribes to `<prefix>:feed` (and the previous release's
+/// `<prefix>:events`) and fans out to the hub, reconnecting
 /// with backoff. Each time the subscription becomes live, every socket
 /// already open is told to resync: it may have missed what was relayed
 /// while no subscription was live.
 pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shutdown: Shutdown) {
-    let channel = event_feed::channel(&prefix);
+    let channels = [
+        event_feed::channel(&prefix),
+        event_feed::legacy_channel(&prefix),
+    ];
     let mut backoff = Backoff::new(SUBSCRIBE_BACKOFF_START, SUBSCRIBE_BACKOFF_MAX);
     while !shutdown.is_triggered() {
         let attempt = async {
             let client = shared::tls::redis_client(&redis_url)?;
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
+            pubsub.subscribe(&channels).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let mut pubsub = match attempt.await {
@@ -73,16 +77,29 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
             let Ok(payload) = msg.get_payload::<String>() else {
                 continue;
             };
-            dispatch(&hub, &payload);
+            if msg.get_channel_name() == channels[0] {
+                let batch = event_feed::batch_lines(&payload);
+                for line in batch.lines {
+                    send(&hub, line);
+                }
+                if !batch.complete {
+                    // Some events could not be read: every socket catches
+                    // up from its replay stream rather than miss them.
+                    tracing::error!("malformed event batch; resyncing every socket");
+                    let open = hub.connections();
+                    hub.resync_all();
+                    metrics::counter!("notifier_resyncs_total", "cause" => "malformed_batch")
+                        .increment(open as u64);
+                }
+            } else if let Some(line) = Line::decode(&payload) {
+                send(&hub, line);
+            }
         }
     }
 }
 
-/// One pub/sub line ([`Line`]) → the user's connections.
-fn dispatch(hub: &Hub, payload: &str) {
-    let Some(line) = Line::decode(payload) else {
-        return;
-    };
+/// One event ([`Line`]) → the user's connections.
+fn send(hub: &Hub, line: Line) {
     let text = line.message();
     hub.send(
         line.user,

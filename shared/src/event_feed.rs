@@ -14,7 +14,10 @@
 //! * `<p>:seq` — a hash: each user's last event number.
 //! * `<p>:ev:<user>` — the user's bounded replay stream; entry id `<seq>-0`,
 //!   fields [`FIELD_FRAGMENT`] and [`FIELD_TRACEPARENT`].
-//! * `<p>:events` — the pub/sub channel; one [`Line`] per event.
+//! * `<p>:feed` — the pub/sub channel; one message per relayed batch
+//!   ([`batch_lines`] reads it).
+//! * `<p>:events` — the channel of the previous release (one [`Line`] per
+//!   message), still read by notifiers while older relays publish there.
 //! * `<p>:relayed:<hour>` — when each transfer reached the notifiers.
 //!
 //! Event ids are `<epoch>.<seq>` ([`EventId`]). An event travels as a
@@ -27,6 +30,10 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::messages::Event;
+
+mod relay;
+
+pub use relay::{RELAY_SCRIPT, RelayArgs};
 
 /// How long Redis keeps when each transfer was relayed to the notifiers
 /// (the ops timeline's "notified" stage), in hourly hashes.
@@ -66,9 +73,92 @@ pub fn user_stream_key(prefix: &str, user: Uuid) -> String {
     format!("{}{user}", user_stream_prefix(prefix))
 }
 
-/// `<p>:events`: the pub/sub channel every notifier subscribes to.
+/// `<p>:feed`: the pub/sub channel the relay publishes each batch's lines
+/// on, and every notifier subscribes to.
+///
+/// A new name rather than batches on the old one: a notifier of the previous
+/// release reads a whole message as one line, so several users' events in
+/// one message would all go to the first line's user.
 pub fn channel(prefix: &str) -> String {
+    format!("{prefix}:feed")
+}
+
+/// `<p>:events`: the previous release's channel, one [`Line`] per message.
+/// Notifiers still subscribe to it so that a relay not yet upgraded is
+/// heard during a rolling deploy; nothing publishes there any more.
+pub fn legacy_channel(prefix: &str) -> String {
     format!("{prefix}:events")
+}
+
+/// The events of one message on [`channel`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub lines: Vec<Line>,
+    /// False when a malformed line ended the reading early: the lines
+    /// after it could not be numbered for sure, so they are left out and
+    /// the reader must tell its clients to catch up (resync).
+    pub complete: bool,
+}
+
+/// Reads one message on [`channel`]: a head line, `<epoch> <user>:<first
+/// seq> …` (each user of the batch once), then one line per event in batch
+/// order, `<user> <traceparent|-> <fragment>`; each user's events take the
+/// numbers from their first seq upward. Why not whole lines: building
+/// them (and their numbers) in the relay's Lua script was nearly half of
+/// the script's cost in Redis; the relay builds these lines itself, and
+/// the script only adds the head.
+pub fn batch_lines(payload: &str) -> Batch {
+    let mut rows = payload.split('\n');
+    let mut head = rows.next().unwrap_or_default().split(' ');
+    let Some(epoch) = head.next().filter(|e| valid_epoch(e)) else {
+        return Batch::default();
+    };
+    let mut next_seq = std::collections::HashMap::new();
+    for pair in head {
+        let parsed = pair
+            .split_once(':')
+            .and_then(|(user, seq)| Some((user.parse::<Uuid>().ok()?, seq.parse::<u64>().ok()?)));
+        let Some((user, seq)) = parsed else {
+            return Batch::default();
+        };
+        next_seq.insert(user, seq);
+    }
+    let mut lines = Vec::new();
+    for row in rows {
+        let mut parts = row.splitn(3, ' ');
+        let (Some(user), Some(traceparent), Some(fragment)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Batch {
+                lines,
+                complete: false,
+            };
+        };
+        let Some((user, seq)) = user
+            .parse::<Uuid>()
+            .ok()
+            .and_then(|u| Some((u, next_seq.get_mut(&u)?)))
+        else {
+            return Batch {
+                lines,
+                complete: false,
+            };
+        };
+        lines.push(Line {
+            user,
+            id: EventId {
+                epoch: epoch.to_owned(),
+                seq: *seq,
+            },
+            traceparent: (traceparent != NONE).then(|| traceparent.to_owned()),
+            fragment: fragment.to_owned(),
+        });
+        *seq += 1;
+    }
+    Batch {
+        lines,
+        complete: true,
+    }
 }
 
 /// `<p>:relayed:<hour>`: the hash holding the relay times of the hour
@@ -114,10 +204,7 @@ impl EventId {
     /// `<epoch>.<seq>`, with an alphanumeric epoch of at most 32 characters.
     pub fn parse(text: &str) -> Option<Self> {
         let (epoch, seq) = text.split_once('.')?;
-        if epoch.is_empty()
-            || epoch.len() > EPOCH_LEN_MAX
-            || !epoch.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+        if !valid_epoch(epoch) {
             return None;
         }
         Some(Self {
@@ -125,6 +212,13 @@ impl EventId {
             seq: seq.parse().ok()?,
         })
     }
+}
+
+/// Alphanumeric, 1 to [`EPOCH_LEN_MAX`] characters.
+fn valid_epoch(epoch: &str) -> bool {
+    !epoch.is_empty()
+        && epoch.len() <= EPOCH_LEN_MAX
+        && epoch.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 impl fmt::Display for EventId {
@@ -187,102 +281,6 @@ impl Line {
     /// The JSON message for the user's socket.
     pub fn message(&self) -> String {
         message(&self.id.epoch, self.id.seq, &self.fragment)
-    }
-}
-
-/// The relay's Lua script, run once per result batch: atomically numbers
-/// each user's events (`HINCRBY` on the seq hash), appends them to the
-/// user's bounded replay stream, publishes them as [`Line`]s, and notes
-/// when each transfer was relayed. Returns the epoch. Its arguments are
-/// built by [`RelayArgs`], which owns their order.
-pub const RELAY_SCRIPT: &str = r#"
-local epoch_key, seq_key, channel, stream_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local f_fragment, f_traceparent = ARGV[5], ARGV[6]
-local maxlen, new_epoch, now = ARGV[7], ARGV[8], ARGV[9]
--- This hour's hash of relay times (ops timeline) and how long it is kept:
--- Redis holds that many hours of them, whatever the rate.
-local relayed, relayed_keep, none = ARGV[10], ARGV[11], ARGV[12]
-local relayed_any = false
-local epoch = redis.call('GET', epoch_key)
-if not epoch then
-  epoch = new_epoch
-  redis.call('SET', epoch_key, epoch)
-end
-for i = 13, #ARGV, 4 do
-  local user = ARGV[i]
-  local traceparent = ARGV[i + 1]
-  local transfer = ARGV[i + 2]
-  local fragment = ARGV[i + 3]
-  local seq = redis.call('HINCRBY', seq_key, user, 1)
-  redis.call('XADD', stream_prefix .. user, 'MAXLEN', '~', maxlen, seq .. '-0',
-             f_fragment, fragment, f_traceparent, traceparent)
-  redis.call('PUBLISH', channel,
-             user .. ' ' .. epoch .. '.' .. seq .. ' ' .. traceparent .. ' ' .. fragment)
-  if transfer ~= none then
-    -- When the transfer reached the notifiers (the ops timeline's last stage).
-    redis.call('HSET', relayed, transfer, now)
-    relayed_any = true
-  end
-end
-if relayed_any then
-  redis.call('EXPIRE', relayed, relayed_keep)
-end
-return epoch
-"#;
-
-/// The arguments of one [`RELAY_SCRIPT`] run, in the script's order.
-#[derive(Debug, Clone)]
-pub struct RelayArgs {
-    args: Vec<String>,
-    events: u64,
-}
-
-impl RelayArgs {
-    /// The fixed head: keys under `prefix`, the replay stream length, the
-    /// epoch to create if none exists, and the relay time (Unix µs).
-    pub fn new(prefix: &str, replay_buffer: usize, new_epoch: String, now_micros: i64) -> Self {
-        let args = vec![
-            epoch_key(prefix),
-            seq_key(prefix),
-            channel(prefix),
-            user_stream_prefix(prefix),
-            FIELD_FRAGMENT.to_owned(),
-            FIELD_TRACEPARENT.to_owned(),
-            replay_buffer.to_string(),
-            new_epoch,
-            now_micros.to_string(),
-            relayed_key(prefix, now_micros),
-            RELAYED_KEEP.as_secs().to_string(),
-            NONE.to_owned(),
-        ];
-        Self { args, events: 0 }
-    }
-
-    /// Adds one event for `user`; `transfer` names the transfer whose relay
-    /// time is noted (none for account and batch events).
-    pub fn push(
-        &mut self,
-        user: Uuid,
-        traceparent: Option<&str>,
-        transfer: Option<Uuid>,
-        fragment: &str,
-    ) {
-        self.args.push(user.to_string());
-        self.args.push(traceparent.unwrap_or(NONE).to_owned());
-        self.args
-            .push(transfer.map_or_else(|| NONE.to_owned(), |t| t.to_string()));
-        self.args.push(fragment.to_owned());
-        self.events += 1;
-    }
-
-    /// Events added so far.
-    pub fn events(&self) -> u64 {
-        self.events
-    }
-
-    /// The arguments, in order.
-    pub fn args(&self) -> &[String] {
-        &self.args
     }
 }
 

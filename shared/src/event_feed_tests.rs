@@ -51,7 +51,8 @@ fn keys() {
     let user = Uuid::from_u128(1);
     assert_eq!(epoch_key("p"), "p:epoch");
     assert_eq!(seq_key("p"), "p:seq");
-    assert_eq!(channel("p"), "p:events");
+    assert_eq!(channel("p"), "p:feed");
+    assert_eq!(legacy_channel("p"), "p:events");
     assert_eq!(
         user_stream_key("p", user),
         format!("p:ev:00000000-0000-0000-0000-000000000001")
@@ -92,10 +93,80 @@ fn event_ids() {
 #[test]
 fn relay_args_follow_the_script() {
     let mut a = RelayArgs::new("p", 10, "e".into(), 5);
-    let head = a.args().len();
-    // The script's per-event loop starts after the fixed head.
+    // The fixed head, then the lines of the published message.
+    let head = a.args().count();
+    assert!(RELAY_SCRIPT.contains(&format!("ARGV[{head}]: the event lines")));
+    // The script's per-event loops start after them.
     assert!(RELAY_SCRIPT.contains(&format!("for i = {}, #ARGV, 4 do", head + 1)));
     a.push(Uuid::nil(), None, None, "frag");
     assert_eq!(a.events(), 1);
-    assert_eq!(&a.args()[head + 1..], [NONE, NONE, "frag"]);
+    let all: Vec<&str> = a.args().collect();
+    assert_eq!(&all[head + 1..], [NONE, NONE, "frag"]);
+}
+
+#[test]
+fn a_batch_message_numbers_each_users_lines() {
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let payload = format!("e1 {a}:7 {b}:1\n{a} {tp} \"n\":1}}\n{b} - \"n\":2}}\n{a} - \"x y\":3}}");
+    let line = |user, seq, traceparent: Option<&str>, fragment: &str| Line {
+        user,
+        id: EventId {
+            epoch: "e1".into(),
+            seq,
+        },
+        traceparent: traceparent.map(Into::into),
+        fragment: fragment.into(),
+    };
+    let batch = batch_lines(&payload);
+    assert!(batch.complete);
+    assert_eq!(
+        batch.lines,
+        [
+            line(a, 7, Some(tp), r#""n":1}"#),
+            line(b, 1, None, r#""n":2}"#),
+            line(a, 8, None, r#""x y":3}"#),
+        ]
+    );
+}
+
+#[test]
+fn a_broken_batch_message_stops_where_numbering_would_be_guesswork() {
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    // A line of a user the head does not name, or without its parts: the
+    // lines before it stand, none after it.
+    for bad in [format!("{b} - x"), format!("{a} -"), "garbage".into()] {
+        let payload = format!("e1 {a}:1\n{a} - \"n\":1}}\n{bad}\n{a} - \"n\":2}}");
+        let batch = batch_lines(&payload);
+        assert!(!batch.complete, "{bad}");
+        assert_eq!(batch.lines.len(), 1, "{bad}");
+        assert_eq!(batch.lines[0].id.seq, 1);
+    }
+    // A head that is not one: nothing.
+    for payload in [
+        format!("e.1 {a}:1\n{a} - x"),
+        format!("e1 {a}=1\n{a} - x"),
+        String::new(),
+    ] {
+        assert_eq!(batch_lines(&payload), Batch::default(), "{payload}");
+    }
+}
+
+#[test]
+fn relay_arguments_cannot_break_a_line() {
+    let mut args = RelayArgs::new("p", 10, "e1".into(), 0);
+    args.push(Uuid::nil(), Some("00-ab cd\n-01"), None, "\"a\":\n1}");
+    args.push(Uuid::nil(), Some("00-0af7-b7ad-01"), None, "\"a\":1}");
+    let all: Vec<&str> = args.args().collect();
+    let nil = Uuid::nil();
+    assert_eq!(
+        all[12],
+        format!("{nil} - \"a\": 1}}\n{nil} 00-0af7-b7ad-01 \"a\":1}}")
+    );
+    assert_eq!(
+        &all[13..17],
+        [nil.to_string().as_str(), NONE, NONE, "\"a\": 1}"]
+    );
+    assert_eq!(all[18], "00-0af7-b7ad-01");
+    assert_eq!(args.events(), 2);
 }
