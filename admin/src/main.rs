@@ -229,7 +229,13 @@ async fn teardown(url: &str) -> anyhow::Result<()> {
         .query_async(&mut conn)
         .await?;
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+        // UNLINK, not DEL: after a long run the relay-time hashes hold a
+        // field per transfer (millions after `make bench`), and freeing
+        // them inline outlasted the client's 500 ms response timeout.
+        let _: () = redis::cmd("UNLINK")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await?;
     }
     println!("deleted the database, streams and Redis keys of this deployment");
     Ok(())

@@ -245,7 +245,7 @@ impl Drop for TestRedis {
                 .await
                 .unwrap_or_default();
             if !keys.is_empty() {
-                let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+                let _: Result<(), _> = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
             }
         });
     }
