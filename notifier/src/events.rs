@@ -28,16 +28,16 @@ const SUBSCRIBE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// already open is told to resync: it may have missed what was relayed
 /// while no subscription was live.
 pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shutdown: Shutdown) {
-    let channels = [
+    let (feed, legacy) = (
         event_feed::channel(&prefix),
         event_feed::legacy_channel(&prefix),
-    ];
+    );
     let mut backoff = Backoff::new(SUBSCRIBE_BACKOFF_START, SUBSCRIBE_BACKOFF_MAX);
     while !shutdown.is_triggered() {
         let attempt = async {
             let client = shared::tls::redis_client(&redis_url)?;
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channels).await?;
+            pubsub.subscribe(&[&feed, &legacy]).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let mut pubsub = match attempt.await {
@@ -77,7 +77,7 @@ pub async fn subscribe(redis_url: String, prefix: String, hub: Arc<Hub>, mut shu
             let Ok(payload) = msg.get_payload::<String>() else {
                 continue;
             };
-            if msg.get_channel_name() == channels[0] {
+            if msg.get_channel_name() == feed {
                 let batch = event_feed::batch_lines(&payload);
                 for line in batch.lines {
                     send(&hub, line);

@@ -4,10 +4,10 @@
 //! One script run per batch ([`shared::event_feed::RELAY_SCRIPT`]), atomic
 //! per batch: it numbers each user's events, appends them to the user's
 //! bounded replay stream, publishes them in one message on the feed
-//! channel, and notes
-//! when each transfer was relayed (the ops timeline's last stage). The key
-//! names, fields and line format belong to [`shared::event_feed`], the one
-//! contract with the notifier; nothing here spells them.
+//! channel, and notes when each transfer was relayed (the ops timeline's
+//! last stage). The key names, fields and line format belong to
+//! [`shared::event_feed`], the one contract with the notifier; nothing here
+//! spells them.
 //! The JetStream message is acked only after Redis took the batch, so Redis
 //! being down delays notifications and loses none.
 

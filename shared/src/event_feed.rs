@@ -243,8 +243,10 @@ pub fn message(epoch: &str, seq: u64, fragment: &str) -> String {
     format!("{{\"id\":\"{epoch}.{seq}\",{fragment}")
 }
 
-/// One pub/sub line: `"<user> <epoch>.<seq> <traceparent|-> <fragment>"`.
-/// The relay script writes it (see [`RELAY_SCRIPT`]); notifiers decode it.
+/// One event as the notifiers read it: from a batch on [`channel`]
+/// ([`batch_lines`]), or from a message of the previous release's relay on
+/// [`legacy_channel`], whose whole payload was one line,
+/// `"<user> <epoch>.<seq> <traceparent|-> <fragment>"` ([`Line::decode`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub user: Uuid,
@@ -254,7 +256,9 @@ pub struct Line {
 }
 
 impl Line {
-    /// The line as published (what the relay script builds).
+    /// The line as the previous release's relay published it (only tests
+    /// write it now).
+    #[cfg(test)]
     pub fn encode(&self) -> String {
         format!(
             "{} {} {} {}",
@@ -265,7 +269,7 @@ impl Line {
         )
     }
 
-    /// Parses a published line; `None` if it is not one.
+    /// Parses a line of the legacy channel; `None` if it is not one.
     pub fn decode(payload: &str) -> Option<Self> {
         let mut parts = payload.splitn(4, ' ');
         let (user, id, traceparent, fragment) =

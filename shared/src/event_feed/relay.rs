@@ -83,9 +83,12 @@ pub struct RelayArgs {
     head: Vec<String>,
     /// The event lines of the published message, `\n`-separated.
     lines: String,
+    /// Four arguments per event.
     events: Vec<String>,
-    count: u64,
 }
+
+/// Arguments per event: user, traceparent, transfer, fragment.
+const PER_EVENT: usize = 4;
 
 impl RelayArgs {
     /// The fixed head: keys under `prefix`, the replay stream length, the
@@ -109,7 +112,6 @@ impl RelayArgs {
             head,
             lines: String::new(),
             events: Vec::new(),
-            count: 0,
         }
     }
 
@@ -135,7 +137,7 @@ impl RelayArgs {
             fragment.to_owned()
         };
         let user = user.to_string();
-        if self.count > 0 {
+        if !self.events.is_empty() {
             self.lines.push('\n');
         }
         for part in [user.as_str(), " ", traceparent, " ", fragment.as_str()] {
@@ -146,12 +148,11 @@ impl RelayArgs {
         self.events
             .push(transfer.map_or_else(|| NONE.to_owned(), |t| t.to_string()));
         self.events.push(fragment);
-        self.count += 1;
     }
 
     /// Events added so far.
     pub fn events(&self) -> u64 {
-        self.count
+        (self.events.len() / PER_EVENT) as u64
     }
 
     /// The arguments, in order.
