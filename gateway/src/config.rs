@@ -32,6 +32,9 @@ pub struct Config {
     /// Publishes awaiting an ack, per process: the back-pressure bound.
     pub publish_inflight_max: usize,
     pub request_timeout: Duration,
+    /// Connections served at once, and the time a client has to send a
+    /// request's headers (see `listen`).
+    pub connections: crate::listen::Limits,
     pub body_limit_bytes: usize,
     /// Request quotas per user and per client IP, counted in Redis.
     pub rate_limits: RateLimits,
@@ -162,6 +165,16 @@ impl Config {
             publish_timeout: config::millis("PUBLISH_TIMEOUT_MS", 5_000)?,
             publish_inflight_max: config::parse("PUBLISH_INFLIGHT_MAX", 4_096)?,
             request_timeout: config::millis("REQUEST_TIMEOUT_MS", 15_000)?,
+            connections: {
+                let d = crate::listen::Limits::default();
+                crate::listen::Limits {
+                    max_connections: config::parse("GATEWAY_MAX_CONNECTIONS", d.max_connections)?,
+                    header_read_timeout: config::millis(
+                        "HEADER_READ_TIMEOUT_MS",
+                        d.header_read_timeout.as_millis() as u64,
+                    )?,
+                }
+            },
             body_limit_bytes: config::parse("BODY_LIMIT_BYTES", 64 * 1024)?,
             rate_limits: RateLimits {
                 per_user: config::parse(

@@ -25,6 +25,7 @@ pub mod error;
 mod extract;
 mod guard;
 mod http;
+pub mod listen;
 mod lockout;
 mod login;
 mod lookup;
@@ -299,13 +300,7 @@ pub async fn serve(
     backlog::watch(state.clone(), shutdown.clone());
     let app = router(state.clone(), &config);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    let mut stop = shutdown.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { stop.wait().await })
-    .await?;
+    listen::serve(listener, app, config.connections, shutdown).await;
     // Every request has finished: flush the audit records they queued.
     let writer = state
         .audit_writer

@@ -87,6 +87,7 @@ impl Stack {
             publish_timeout: Duration::from_secs(5),
             publish_inflight_max: 1024,
             request_timeout: Duration::from_secs(15),
+            connections: gateway::listen::Limits::default(),
             body_limit_bytes: 64 * 1024,
             rate_limits: gateway::config::RateLimits::default(),
             // Tests of other things send faster than a person: quota tests

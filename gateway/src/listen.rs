@@ -1,0 +1,224 @@
+//! Accepting connections: a cap on how many are open at once, and a
+//! deadline for each request's headers (which also closes idle keep-alive
+//! connections).
+//!
+//! Why not `axum::serve`: it accepts every connection and never times one
+//! out. In `make bench`'s overload run the open-loop client had 4,695
+//! connections open to the gateway, which held 172 MiB for them; a client
+//! that opens sockets and sends nothing would keep each one forever.
+//!
+//! Past the cap a new connection gets the same kind of refusal as a shed
+//! request (`503`, problem+json, `Retry-After`) as soon as its request's
+//! head has arrived, and is closed: nothing of the request is parsed or
+//! handled, so it costs next to nothing and changes nothing. Refusals in
+//! progress are bounded too; beyond that bound a connection is closed
+//! unanswered. Served connections get `ConnectInfo`
+//! as before and shut down gracefully: on the signal, listening stops and
+//! in-flight requests finish.
+//!
+//! HTTP/1.1 only. `axum::serve` also took cleartext HTTP/2 with prior
+//! knowledge, which nothing here uses (browsers speak HTTP/2 only over TLS,
+//! which the proxy in front terminates), and which hyper's auto-detection
+//! would let a silent client hold open: it waits for the first bytes with
+//! no deadline, before the header timeout starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use shared::problem::Problem;
+use shared::shutdown::Shutdown;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+/// Refusals being written at once; beyond it, a connection over the cap is
+/// closed without an answer (a flood must not grow another queue).
+const REFUSALS_MAX: usize = 256;
+/// How long a refused client has to send its request's head and hang up.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bytes of an unwanted request's head read before the refusal is sent
+/// (and as many again after it, see [`refuse`]).
+const REFUSAL_DRAIN_BYTES: usize = 16 * 1024;
+
+/// How many connections the gateway serves, and how long it waits for them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections served at once (`GATEWAY_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, counted from
+    /// connecting or from the previous response (`HEADER_READ_TIMEOUT_MS`):
+    /// a keep-alive connection idle for longer is closed.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    /// 8,192 connections. Each open connection holds about 26 KiB in the
+    /// gateway (hyper's read and write buffers, mostly; 4,600 connections
+    /// took 160 MiB in `make bench`'s overload run), so the cap keeps the
+    /// gateway near 250 MiB, inside its 512 MiB container limit, while
+    /// nginx in front opens at most 4,096. A lower cap costs more than it
+    /// saves when clients open a connection per concurrent request: at
+    /// 1,024 that overload run accepted 3,333/s instead of 5,119/s, every
+    /// refused connection being replaced by a new one (README, Security).
+    /// 10 s for headers: a browser sends them at once, and an idle
+    /// keep-alive connection must not keep its slot for long.
+    fn default() -> Self {
+        Self {
+            max_connections: 8_192,
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`, then waits for the
+/// connections' in-flight requests to finish.
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits, mut shutdown: Shutdown) {
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_MAX));
+    let refusal: Arc<[u8]> = refusal_bytes().into();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.wait() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            let Ok(slot) = refusals.clone().try_acquire_owned() else {
+                metrics::counter!("gateway_connections_refused_total", "answered" => "no")
+                    .increment(1);
+                continue;
+            };
+            metrics::counter!("gateway_connections_refused_total", "answered" => "yes")
+                .increment(1);
+            let refusal = refusal.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse(stream, &refusal)).await;
+                drop(slot);
+            });
+            continue;
+        };
+        let service = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        let gauge = metrics::gauge!("gateway_connections_open");
+        gauge.increment(1.0);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(%peer, error = %e, "connection ended");
+            }
+            gauge.decrement(1.0);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The answer to a connection over the cap, built once.
+fn refusal_bytes() -> Vec<u8> {
+    let problem = Problem::new(
+        503u16,
+        "connections",
+        "Too many connections",
+        "the gateway is serving as many connections as it allows; nothing was read, retry in 1 s",
+    )
+    .retry_after(1);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    [head.into_bytes(), body].concat()
+}
+
+/// Reads the request's head, answers the refusal, then reads (and drops)
+/// what else the client sends until it hangs up. An answer before the
+/// request would be an unsolicited response, which clients treat as a
+/// broken connection rather than a `503`; closing with unread bytes would
+/// reset the connection and could destroy the answer before it was read.
+async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
+    let mut buf = [0u8; 4096];
+    let mut read = 0;
+    // The last bytes read, to find the head's end across reads.
+    let mut window: Vec<u8> = Vec::with_capacity(buf.len() + 3);
+    while read < REFUSAL_DRAIN_BYTES {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        read += n;
+        window.extend_from_slice(&buf[..n]);
+        if window.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        window.drain(..window.len().saturating_sub(3));
+    }
+    if stream.write_all(refusal).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    while read < 2 * REFUSAL_DRAIN_BYTES {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => read += n,
+        }
+    }
+}
+
+/// Per-connection errors (the peer already gone) are skipped; others (out
+/// of file descriptors) pause accepting for a moment instead of spinning.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; pausing 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_one_complete_http_response() {
+        let bytes = refusal_bytes();
+        let text = String::from_utf8(bytes).expect("utf-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains("\r\nretry-after: 1\r"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let problem: Problem = serde_json::from_str(body).expect("problem+json");
+        assert_eq!(problem.status, 503);
+        assert!(problem.kind.ends_with("/connections"));
+    }
+}
