@@ -3,18 +3,18 @@
 //! connections).
 //!
 //! Why not `axum::serve`: it accepts every connection and never times one
-//! out. In `make bench`'s overload run the open-loop client had 4,695
-//! connections open to the gateway, which held 172 MiB for them; a client
-//! that opens sockets and sends nothing would keep each one forever.
+//! out. In `make bench`'s overload run the open-loop client kept ~4,600
+//! connections open to the gateway, which held 160–206 MiB for them; a
+//! client that opens sockets and sends nothing would keep each one forever.
 //!
 //! Past the cap a new connection gets the same kind of refusal as a shed
 //! request (`503`, problem+json, `Retry-After`) as soon as its request's
 //! head has arrived, and is closed: nothing of the request is parsed or
 //! handled, so it costs next to nothing and changes nothing. Refusals in
 //! progress are bounded too; beyond that bound a connection is closed
-//! unanswered. Served connections get `ConnectInfo`
-//! as before and shut down gracefully: on the signal, listening stops and
-//! in-flight requests finish.
+//! unanswered. Served connections get `ConnectInfo` as before and shut
+//! down gracefully: on the signal, listening stops, idle connections close
+//! and in-flight requests finish.
 //!
 //! HTTP/1.1 only. `axum::serve` also took cleartext HTTP/2 with prior
 //! knowledge, which nothing here uses (browsers speak HTTP/2 only over TLS,
