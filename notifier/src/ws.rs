@@ -38,6 +38,11 @@ const RESYNC: &str = r#"{"type":"resync"}"#;
 /// Largest message accepted from a client: the protocol is server-to-client,
 /// so anything bigger than a control frame is abuse.
 const CLIENT_MESSAGE_MAX_BYTES: usize = 4096;
+/// The socket's read buffer, allocated whole for every socket: tungstenite's
+/// default (128 KiB) made an idle socket cost the notifier ~139 KiB, for a
+/// protocol whose client sends only control frames. Events are written
+/// eagerly (write buffer 0): each is flushed at once anyway.
+const READ_BUFFER_BYTES: usize = CLIENT_MESSAGE_MAX_BYTES;
 
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
@@ -124,6 +129,8 @@ pub async fn upgrade(
     };
     let expires_in = Duration::from_secs(claims.exp.saturating_sub(shared::auth::unix_now()));
     ws.max_message_size(CLIENT_MESSAGE_MAX_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| session(state, socket, session_of, since, expires_in))
 }
 
