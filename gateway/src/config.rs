@@ -33,8 +33,8 @@ pub struct Config {
     pub publish_inflight_max: usize,
     pub request_timeout: Duration,
     /// Connections served at once, and the time a client has to send a
-    /// request's headers (see `listen`).
-    pub connections: crate::listen::Limits,
+    /// request's headers (see `shared::listen`).
+    pub connections: shared::listen::Limits,
     pub body_limit_bytes: usize,
     /// Request quotas per user and per client IP, counted in Redis.
     pub rate_limits: RateLimits,
@@ -166,8 +166,8 @@ impl Config {
             publish_inflight_max: config::parse("PUBLISH_INFLIGHT_MAX", 4_096)?,
             request_timeout: config::millis("REQUEST_TIMEOUT_MS", 15_000)?,
             connections: {
-                let d = crate::listen::Limits::default();
-                crate::listen::Limits {
+                let d = shared::listen::Limits::default();
+                shared::listen::Limits {
                     max_connections: config::parse("GATEWAY_MAX_CONNECTIONS", d.max_connections)?,
                     header_read_timeout: config::millis(
                         "HEADER_READ_TIMEOUT_MS",

@@ -25,7 +25,6 @@ pub mod error;
 mod extract;
 mod guard;
 mod http;
-pub mod listen;
 mod lockout;
 mod login;
 mod lookup;
@@ -300,7 +299,7 @@ pub async fn serve(
     backlog::watch(state.clone(), shutdown.clone());
     let app = router(state.clone(), &config);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    listen::serve(listener, app, config.connections, shutdown).await;
+    shared::listen::serve(listener, app, config.connections, shutdown).await;
     // Every request has finished: flush the audit records they queued.
     let writer = state
         .audit_writer

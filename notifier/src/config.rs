@@ -17,7 +17,14 @@ pub struct Config {
     pub ping_interval: Duration,
     /// Origins allowed to open a WebSocket (empty: any; tokens are still required).
     pub allowed_origins: Vec<String>,
+    /// Sockets served at once, and the time a client has to send its
+    /// upgrade request (see `shared::listen`).
+    pub connections: shared::listen::Limits,
 }
+
+/// Sockets a notifier serves at once unless `NOTIFIER_MAX_CONNECTIONS`
+/// says otherwise. See the README (Security) for the measured memory.
+pub const MAX_CONNECTIONS_DEFAULT: usize = 8_192;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -35,6 +42,18 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            connections: shared::listen::Limits {
+                max_connections: config::parse(
+                    "NOTIFIER_MAX_CONNECTIONS",
+                    MAX_CONNECTIONS_DEFAULT,
+                )?,
+                header_read_timeout: config::millis(
+                    "HEADER_READ_TIMEOUT_MS",
+                    shared::listen::Limits::default()
+                        .header_read_timeout
+                        .as_millis() as u64,
+                )?,
+            },
         })
     }
 }

@@ -70,12 +70,10 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         revocations,
     });
+    let connections = state.config.connections;
     let app = router(state);
     tracing::info!(addr = %listener.local_addr()?, "notifier listening");
-    let mut stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.wait().await })
-        .await?;
+    shared::listen::serve(listener, app, connections, shutdown).await;
     let _ = subscriber.await;
     tracing::info!("notifier stopped");
     Ok(())

@@ -38,6 +38,7 @@ async fn sockets_wait_for_the_event_subscription() {
         queue_max: 8,
         ping_interval: Duration::from_secs(20),
         allowed_origins: Vec::new(),
+        connections: shared::listen::Limits::default(),
     };
     let client = shared::tls::redis_client(&url).expect("client");
     let connection = redis::aio::ConnectionManager::new(client)

@@ -11,6 +11,8 @@ pub mod config;
 pub mod event_feed;
 pub mod health;
 pub mod hold;
+#[cfg(feature = "http")]
+pub mod listen;
 pub mod messages;
 pub mod metrics;
 pub mod money;

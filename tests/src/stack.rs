@@ -57,6 +57,14 @@ impl Stack {
     /// Like [`Stack::start`], with the gateway's settings adjusted first
     /// (tiny rate limits, short lockouts).
     pub async fn start_with(adjust: impl FnOnce(&mut gateway::Config)) -> Self {
+        Self::start_adjusted(adjust, |_| {}).await
+    }
+
+    /// Like [`Stack::start_with`], with the notifier's settings adjusted too.
+    pub async fn start_adjusted(
+        adjust: impl FnOnce(&mut gateway::Config),
+        adjust_notifier: impl FnOnce(&mut notifier::Config),
+    ) -> Self {
         if std::env::var_os("RUST_LOG").is_some()
             && let Ok(telemetry) = shared::telemetry::init("system-tests")
         {
@@ -87,7 +95,7 @@ impl Stack {
             publish_timeout: Duration::from_secs(5),
             publish_inflight_max: 1024,
             request_timeout: Duration::from_secs(15),
-            connections: gateway::listen::Limits::default(),
+            connections: shared::listen::Limits::default(),
             body_limit_bytes: 64 * 1024,
             rate_limits: gateway::config::RateLimits::default(),
             // Tests of other things send faster than a person: quota tests
@@ -122,7 +130,7 @@ impl Stack {
             // Expired holds are released within a fraction of a second.
             hold_expiry_interval: Duration::from_millis(200),
         };
-        let notifier = notifier::Config {
+        let mut notifier = notifier::Config {
             addr: naddr,
             redis_url: testkit::redis_url(),
             redis_prefix: redis.prefix.clone(),
@@ -131,7 +139,9 @@ impl Stack {
             ping_interval: Duration::from_secs(20),
             // The page's origins are the WebSocket's too (as in deployment).
             allowed_origins: gateway.cors_origins.clone(),
+            connections: shared::listen::Limits::default(),
         };
+        adjust_notifier(&mut notifier);
         let mut services = Vec::new();
         let (t, s) = shutdown::channel();
         services.push((t, tokio::spawn(processor::serve(pl, processor, s))));

@@ -1,8 +1,10 @@
-//! The gateway's connection limits (issue 19, "honest under overload"):
-//! past `GATEWAY_MAX_CONNECTIONS` a new connection is answered `503` with
-//! `Retry-After` and closed; a connection that sends no request within
-//! `HEADER_READ_TIMEOUT_MS` (a silent client, an idle keep-alive) is closed,
-//! which frees its slot. Nothing here measures how fast.
+//! Connection limits (issue 19, "honest under overload"): past
+//! `GATEWAY_MAX_CONNECTIONS` a new connection is answered `503` with
+//! `Retry-After` and closed, except the liveness probe; a connection that
+//! sends no request within `HEADER_READ_TIMEOUT_MS` (a silent client, an
+//! idle keep-alive) is closed, which frees its slot. The notifier's
+//! WebSockets count against `NOTIFIER_MAX_CONNECTIONS` for as long as they
+//! are open. Nothing here measures how fast.
 
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ async fn read_to_close(stream: &mut TcpStream) -> String {
 #[tokio::test]
 async fn connections_past_the_cap_are_refused_and_silent_ones_are_closed() {
     let stack = Stack::start_with(|g| {
-        g.connections = gateway::listen::Limits {
+        g.connections = shared::listen::Limits {
             max_connections: MAX,
             header_read_timeout: HEADER_TIMEOUT,
         };
@@ -46,7 +48,7 @@ async fn connections_past_the_cap_are_refused_and_silent_ones_are_closed() {
     // Past the cap: refused once the request's head is in, whatever it asks.
     let mut extra = TcpStream::connect(&addr).await.expect("connect");
     extra
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .write_all(b"GET /v1/accounts HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .expect("write");
     let answer = read_to_close(&mut extra).await;
@@ -62,6 +64,21 @@ async fn connections_past_the_cap_are_refused_and_silent_ones_are_closed() {
             .unwrap_or("")
             .ends_with("/connections")
     );
+
+    // A full server is alive (a liveness probe must not restart it) but
+    // not ready (a load balancer sends new clients elsewhere).
+    for (path, status) in [("/healthz", "200"), ("/readyz", "503")] {
+        let mut probe = TcpStream::connect(&addr).await.expect("connect");
+        probe
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let answer = read_to_close(&mut probe).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{path}: {answer}"
+        );
+    }
 
     // The silent connections are closed without an answer...
     for mut s in silent {
@@ -99,5 +116,34 @@ async fn a_request_sent_slowly_within_the_deadline_is_served() {
         .expect("write");
     let answer = read_to_close(&mut s).await;
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn open_websockets_count_against_the_notifiers_cap() {
+    let stack = Stack::start_adjusted(
+        |_| {},
+        |n| {
+            n.connections = shared::listen::Limits {
+                max_connections: 1,
+                header_read_timeout: HEADER_TIMEOUT,
+            }
+        },
+    )
+    .await;
+    // The readiness check's idle connection to the notifier closes first.
+    let token = stack.login("alice").await;
+    let ws = testkit::eventually(CLOSE_WAIT, "a WebSocket", || async {
+        stack.try_connect_ws(&token).await.ok()
+    })
+    .await;
+    // The socket is upgraded (hyper is done with it) and still holds the
+    // only slot.
+    assert_eq!(stack.try_connect_ws(&token).await.err(), Some(503));
+    ws.close().await;
+    testkit::eventually(CLOSE_WAIT, "the slot back", || async {
+        stack.try_connect_ws(&token).await.ok()
+    })
+    .await;
     stack.stop().await;
 }

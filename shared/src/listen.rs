@@ -22,22 +22,25 @@
 //! would let a silent client hold open: it waits for the first bytes with
 //! no deadline, before the header timeout starts.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::problem::Problem;
+use crate::shutdown::Shutdown;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use shared::problem::Problem;
-use shared::shutdown::Shutdown;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use metrics::Gauge;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
 /// Refusals being written at once; beyond it, a connection over the cap is
@@ -49,10 +52,16 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// (and as many again after it, see [`refuse`]).
 const REFUSAL_DRAIN_BYTES: usize = 16 * 1024;
 
-/// How many connections the gateway serves, and how long it waits for them.
+/// The liveness probe's request line, answered [`ALIVE`] even when full.
+const LIVENESS_REQUEST: &[u8] = b"GET /healthz ";
+const ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\n\
+connection: close\r\ncontent-length: 3\r\n\r\nok\n";
+
+/// How many connections a server serves, and how long it waits for them.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Open connections served at once (`GATEWAY_MAX_CONNECTIONS`).
+    /// Open connections served at once, upgraded ones (WebSockets)
+    /// included (`GATEWAY_MAX_CONNECTIONS`, `NOTIFIER_MAX_CONNECTIONS`).
     pub max_connections: usize,
     /// Time a client has to send a request's headers, counted from
     /// connecting or from the previous response (`HEADER_READ_TIMEOUT_MS`):
@@ -80,19 +89,23 @@ impl Default for Limits {
 }
 
 /// Serves `app` on `listener` until `shutdown`, then waits for the
-/// connections' in-flight requests to finish.
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits, mut shutdown: Shutdown) {
-    let open = Arc::new(Semaphore::new(limits.max_connections));
+/// connections' in-flight requests to finish (an upgraded connection, a
+/// WebSocket, is its handler's to close: it is not waited for).
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: Shutdown) {
+    // Bounded so that any configured number is a valid permit count.
+    let max = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let open = Arc::new(Semaphore::new(max as usize));
+    let serving = Arc::new(Semaphore::new(max as usize));
     let refusals = Arc::new(Semaphore::new(REFUSALS_MAX));
     let refusal: Arc<[u8]> = refusal_bytes().into();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    let graceful = GracefulShutdown::new();
+    let mut stop = shutdown.clone();
     loop {
         let (stream, peer) = tokio::select! {
-            _ = shutdown.wait() => break,
+            _ = stop.wait() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -103,11 +116,11 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, mut shutd
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
             let Ok(slot) = refusals.clone().try_acquire_owned() else {
-                metrics::counter!("gateway_connections_refused_total", "answered" => "no")
+                metrics::counter!("http_server_connections_refused_total", "answered" => "no")
                     .increment(1);
                 continue;
             };
-            metrics::counter!("gateway_connections_refused_total", "answered" => "yes")
+            metrics::counter!("http_server_connections_refused_total", "answered" => "yes")
                 .increment(1);
             let refusal = refusal.clone();
             tokio::spawn(async move {
@@ -122,21 +135,103 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, mut shutd
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
-        let gauge = metrics::gauge!("gateway_connections_open");
-        gauge.increment(1.0);
+        // Held while hyper serves the connection (not by an upgraded socket,
+        // which its handler closes on shutdown): what shutdown waits for.
+        let Ok(serving) = serving.clone().try_acquire_owned() else {
+            continue;
+        };
+        let stream = Counted::new(stream, permit);
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stop.wait() => {
+                    // Finish the request in flight, take no other.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::trace!(%peer, error = %e, "connection ended");
             }
-            gauge.decrement(1.0);
-            drop(permit);
+            drop(serving);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection task holds a permit until it ends: all of them back
+    // means every request in flight has been answered.
+    let _ = serving.acquire_many(max).await;
+}
+
+/// A served socket, counted until it closes: after an upgrade (a WebSocket)
+/// hyper is done with the connection but the socket lives on, and still
+/// holds its slot.
+struct Counted {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+    open: Gauge,
+}
+
+impl Counted {
+    fn new(stream: TcpStream, permit: OwnedSemaphorePermit) -> Self {
+        let open = metrics::gauge!("http_server_connections_open");
+        open.increment(1.0);
+        Self {
+            stream,
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.open.decrement(1.0);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// The answer to a connection over the cap, built once.
@@ -145,7 +240,7 @@ fn refusal_bytes() -> Vec<u8> {
         503u16,
         "connections",
         "Too many connections",
-        "the gateway is serving as many connections as it allows; nothing was read, retry in 1 s",
+        "the server is serving as many connections as it allows; nothing was read, retry in 1 s",
     )
     .retry_after(1);
     let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -158,15 +253,22 @@ fn refusal_bytes() -> Vec<u8> {
     [head.into_bytes(), body].concat()
 }
 
-/// Reads the request's head, answers the refusal, then reads (and drops)
-/// what else the client sends until it hangs up. An answer before the
-/// request would be an unsolicited response, which clients treat as a
-/// broken connection rather than a `503`; closing with unread bytes would
-/// reset the connection and could destroy the answer before it was read.
+/// Reads the request's head, answers, then reads (and drops) what else the
+/// client sends until it hangs up. An answer before the request would be
+/// an unsolicited response, which clients treat as a broken connection
+/// rather than a `503`; closing with unread bytes would reset the
+/// connection and could destroy the answer before it was read.
+///
+/// The answer is the refusal, except to `GET /healthz`: a full server is
+/// alive (a liveness probe failing here would restart it at the worst
+/// moment), while `/readyz` gets the refusal, so a load balancer sends
+/// new clients elsewhere until connections free up.
 async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
     let mut buf = [0u8; 4096];
     let mut read = 0;
-    // The last bytes read, to find the head's end across reads.
+    // The request line's start, and the last bytes read to find the
+    // head's end across reads.
+    let mut start: Vec<u8> = Vec::with_capacity(LIVENESS_REQUEST.len());
     let mut window: Vec<u8> = Vec::with_capacity(buf.len() + 3);
     while read < REFUSAL_DRAIN_BYTES {
         let n = match stream.read(&mut buf).await {
@@ -174,13 +276,20 @@ async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
             Ok(n) => n,
         };
         read += n;
+        let room = LIVENESS_REQUEST.len() - start.len();
+        start.extend_from_slice(&buf[..n.min(room)]);
         window.extend_from_slice(&buf[..n]);
         if window.windows(4).any(|w| w == b"\r\n\r\n") {
             break;
         }
         window.drain(..window.len().saturating_sub(3));
     }
-    if stream.write_all(refusal).await.is_err() || stream.shutdown().await.is_err() {
+    let answer = if start == LIVENESS_REQUEST {
+        ALIVE
+    } else {
+        refusal
+    };
+    if stream.write_all(answer).await.is_err() || stream.shutdown().await.is_err() {
         return;
     }
     while read < 2 * REFUSAL_DRAIN_BYTES {
