@@ -165,16 +165,10 @@ impl Config {
             publish_timeout: config::millis("PUBLISH_TIMEOUT_MS", 5_000)?,
             publish_inflight_max: config::parse("PUBLISH_INFLIGHT_MAX", 4_096)?,
             request_timeout: config::millis("REQUEST_TIMEOUT_MS", 15_000)?,
-            connections: {
-                let d = shared::listen::Limits::default();
-                shared::listen::Limits {
-                    max_connections: config::parse("GATEWAY_MAX_CONNECTIONS", d.max_connections)?,
-                    header_read_timeout: config::millis(
-                        "HEADER_READ_TIMEOUT_MS",
-                        d.header_read_timeout.as_millis() as u64,
-                    )?,
-                }
-            },
+            connections: shared::listen::Limits::from_env(
+                "GATEWAY_MAX_CONNECTIONS",
+                shared::listen::Limits::default().max_connections,
+            )?,
             body_limit_bytes: config::parse("BODY_LIMIT_BYTES", 64 * 1024)?,
             rate_limits: RateLimits {
                 per_user: config::parse(

@@ -42,18 +42,10 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            connections: shared::listen::Limits {
-                max_connections: config::parse(
-                    "NOTIFIER_MAX_CONNECTIONS",
-                    MAX_CONNECTIONS_DEFAULT,
-                )?,
-                header_read_timeout: config::millis(
-                    "HEADER_READ_TIMEOUT_MS",
-                    shared::listen::Limits::default()
-                        .header_read_timeout
-                        .as_millis() as u64,
-                )?,
-            },
+            connections: shared::listen::Limits::from_env(
+                "NOTIFIER_MAX_CONNECTIONS",
+                MAX_CONNECTIONS_DEFAULT,
+            )?,
         })
     }
 }

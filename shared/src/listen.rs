@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::config::{self, ConfigError};
 use crate::problem::Problem;
 use crate::shutdown::Shutdown;
 use axum::Router;
@@ -85,6 +86,18 @@ impl Default for Limits {
             max_connections: 8_192,
             header_read_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl Limits {
+    /// The cap from `max_var` (else `default_max`) and the deadline from
+    /// `HEADER_READ_TIMEOUT_MS` (else the default's).
+    pub fn from_env(max_var: &str, default_max: usize) -> Result<Self, ConfigError> {
+        let default_timeout = Self::default().header_read_timeout.as_millis() as u64;
+        Ok(Self {
+            max_connections: config::parse(max_var, default_max)?,
+            header_read_timeout: config::millis("HEADER_READ_TIMEOUT_MS", default_timeout)?,
+        })
     }
 }
 
