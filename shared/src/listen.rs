@@ -6,11 +6,14 @@
 //! out. In `make bench`'s overload run the open-loop client kept ~4,600
 //! connections open to the gateway, which held 160–206 MiB for them; a
 //! client that opens sockets and sends nothing would keep each one forever.
+//! The gateway and the notifier both serve through here; a notifier's
+//! WebSocket keeps its slot for as long as it is open.
 //!
 //! Past the cap a new connection gets the same kind of refusal as a shed
 //! request (`503`, problem+json, `Retry-After`) as soon as its request's
-//! head has arrived, and is closed: nothing of the request is parsed or
-//! handled, so it costs next to nothing and changes nothing. Refusals in
+//! head has arrived, and is closed (except the liveness probe, see
+//! [`refuse`]): nothing of the request is parsed or handled, so it costs
+//! next to nothing and changes nothing. Refusals in
 //! progress are bounded too; beyond that bound a connection is closed
 //! unanswered. Served connections get `ConnectInfo` as before and shut
 //! down gracefully: on the signal, listening stops, idle connections close
@@ -150,6 +153,8 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
             });
         // Held while hyper serves the connection (not by an upgraded socket,
         // which its handler closes on shutdown): what shutdown waits for.
+        // Never short: a connection task holds one only while its socket
+        // holds one of `open`'s, and both have `max` permits.
         let Ok(serving) = serving.clone().try_acquire_owned() else {
             continue;
         };
