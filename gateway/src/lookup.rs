@@ -26,9 +26,10 @@ const QUEUE_MAX: usize = 8192;
 /// instead of each taking a free slot alone. With four, the 50 % open
 /// loop (2,750/s) cost PostgreSQL 216-227 core-µs per transfer against
 /// 178-179 with one, and its e2e p99 was 106-240 ms against 62-184 ms
-/// (four pairs of short bench runs, README Performance). A query of up to
-/// [`BATCH_MAX`] primary-key probes takes about a millisecond, so one slot
-/// is far from the gateway's rate.
+/// (four pairs of short bench runs, README Performance). One slot keeps
+/// up: at 64 ids per query PostgreSQL spends ~6 core-µs per id (make
+/// bench's lookup probe), over 150,000 ids per core-second, far above
+/// the gateway's rate.
 const CONCURRENCY: usize = 1;
 
 type Reply = oneshot::Sender<Result<Option<TransferRow>, String>>;
