@@ -17,20 +17,9 @@ use uuid::Uuid;
 
 /// Most ids in one query.
 const BATCH_MAX: usize = 512;
-/// Lookups waiting for a slot (beyond it, callers wait: back-pressure).
+/// Lookups queued for the next query (beyond it, callers wait:
+/// back-pressure).
 const QUEUE_MAX: usize = 8192;
-/// Queries in flight at once (each holds a pooled connection).
-///
-/// One: the lookups that arrive while a query runs wait for it and go
-/// together in the next, so at partial load requests share a round trip
-/// instead of each taking a free slot alone. With four, the 50 % open
-/// loop (2,750/s) cost PostgreSQL 216-227 core-µs per transfer against
-/// 178-179 with one, and its e2e p99 was 106-240 ms against 62-184 ms
-/// (four pairs of short bench runs, README Performance). One slot keeps
-/// up: at 64 ids per query PostgreSQL spends ~6 core-µs per id (make
-/// bench's lookup probe), over 150,000 ids per core-second, far above
-/// the gateway's rate.
-const CONCURRENCY: usize = 1;
 
 type Reply = oneshot::Sender<Result<Option<TransferRow>, String>>;
 
@@ -60,38 +49,36 @@ impl Lookups {
     }
 }
 
+/// Answers the queued lookups, one query at a time: the lookups that
+/// arrive while a query runs wait for it and go together in the next, so
+/// at partial load requests share a round trip instead of each taking a
+/// free connection alone. With up to four queries at once, the 50 % open
+/// loop (2,750/s) cost PostgreSQL 216-227 core-µs per transfer against
+/// 178-179 with one, and its e2e p99 was 106-240 ms against 62-184 ms
+/// (four pairs of short bench runs, README Performance). One at a time
+/// keeps up: at 64 ids per query PostgreSQL spends ~6 core-µs per id
+/// (make bench's lookup probe), over 150,000 ids per core-second, far
+/// above the gateway's rate.
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<(Uuid, Reply)>) {
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-    let mut pending = Vec::with_capacity(BATCH_MAX);
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        // Wait for at least one lookup, then take whatever else is queued.
-        if rx.recv_many(&mut pending, BATCH_MAX).await == 0 {
-            return;
-        }
-        let batch = std::mem::replace(&mut pending, Vec::with_capacity(BATCH_MAX));
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
-            metrics::histogram!("gateway_lookup_batch_size").record(ids.len() as f64);
-            match ledger::transfers::get_many(&pool, &ids).await {
-                Ok(rows) => {
-                    let mut rows: HashMap<Uuid, TransferRow> =
-                        rows.into_iter().map(|r| (r.id, r)).collect();
-                    for (id, reply) in batch {
-                        let _ = reply.send(Ok(rows.remove(&id)));
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(message.clone()));
-                    }
+    let mut batch = Vec::with_capacity(BATCH_MAX);
+    // Wait for at least one lookup, then take whatever else is queued.
+    while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
+        let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+        metrics::histogram!("gateway_lookup_batch_size").record(ids.len() as f64);
+        match ledger::transfers::get_many(&pool, &ids).await {
+            Ok(rows) => {
+                let mut rows: HashMap<Uuid, TransferRow> =
+                    rows.into_iter().map(|r| (r.id, r)).collect();
+                for (id, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(rows.remove(&id)));
                 }
             }
-            drop(permit);
-        });
+            Err(e) => {
+                let message = e.to_string();
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(message.clone()));
+                }
+            }
+        }
     }
 }
