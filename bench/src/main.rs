@@ -23,6 +23,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod args;
 mod load;
+mod pgstat;
 mod pipeline;
 mod procfs;
 mod prom;

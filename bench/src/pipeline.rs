@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::load::{self, Driver, Latency, Scenario, Session};
 use crate::report::{self, Report, RunResult};
 use crate::services::{Deployment, Service};
-use crate::{Args, Settings, check_invariants, procfs, seed};
+use crate::{Args, Settings, check_invariants, pgstat, procfs, seed};
 
 /// How often each service's resident set is sampled in the window.
 const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
@@ -43,10 +43,12 @@ impl Pipeline<'_> {
             );
             let r = self.run(scenario, Mode::Closed(args.concurrency)).await?;
             eprintln!(
-                "[bench]   accepted {:.0}/s, committed {:.0}/s, backlog peak {:.2} s",
+                "[bench]   accepted {:.0}/s, committed {:.0}/s, backlog peak {:.2} s, \
+                 PostgreSQL reads {:.2}/transfer",
                 r.accepted_per_s,
                 r.committed_per_s,
-                r.backlog_peak_s.unwrap_or(0.0)
+                r.backlog_peak_s.unwrap_or(0.0),
+                r.pg_buffers.as_ref().map_or(0.0, |b| b.reads_per_transfer)
             );
             report.runs.push(r);
         }
@@ -127,6 +129,7 @@ impl Pipeline<'_> {
         let busy0 = procfs::machine_busy_seconds();
         let cpu0 = load::cpu_now(svcs);
         let scrape0 = load::scrape_all(http, svcs).await;
+        let buffers0 = pgstat::counters(pool).await;
         let (t0, wall0) = (Instant::now(), chrono::Utc::now());
         session.rec.window.store(true, Ordering::SeqCst);
         let (sampling, sampler) = rss_sampler(svcs);
@@ -138,6 +141,7 @@ impl Pipeline<'_> {
         let cpu1 = load::cpu_now(svcs);
         let busy1 = procfs::machine_busy_seconds();
         let scrape1 = load::scrape_all(http, svcs).await;
+        let buffers1 = pgstat::counters(pool).await;
         sampling.store(false, Ordering::SeqCst);
         driver.stop.store(true, Ordering::SeqCst);
         let _ = generator.await;
@@ -216,6 +220,9 @@ impl Pipeline<'_> {
             ws_reconnects: rec.ws_reconnects.load(Ordering::SeqCst),
             ws_resyncs: rec.ws_resyncs.load(Ordering::SeqCst),
             unconfirmed_after_drain: unconfirmed,
+            pg_buffers: buffers0
+                .zip(buffers1)
+                .map(|(a, b)| pgstat::Buffers::between(a, b, committed)),
             invariants,
         })
     }

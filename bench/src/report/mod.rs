@@ -93,6 +93,9 @@ pub struct RunResult {
     pub ws_reconnects: u64,
     pub ws_resyncs: u64,
     pub unconfirmed_after_drain: usize,
+    /// PostgreSQL's shared-buffer misses in the window (`None`: the
+    /// server does not report them).
+    pub pg_buffers: Option<crate::pgstat::Buffers>,
     pub invariants: Invariants,
 }
 

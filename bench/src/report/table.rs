@@ -31,6 +31,7 @@ impl Report {
         if !self.runs.is_empty() {
             self.stages(&mut o);
             self.cpu(&mut o);
+            crate::pgstat::table(&mut o, &self.runs, run_name);
             self.memory(&mut o);
             self.anomalies(&mut o);
         }
