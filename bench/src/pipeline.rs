@@ -42,13 +42,16 @@ impl Pipeline<'_> {
                 args.concurrency
             );
             let r = self.run(scenario, Mode::Closed(args.concurrency)).await?;
+            let misses = r.pg_buffers.as_ref().map_or_else(
+                || "-".to_owned(),
+                |b| format!("{:.2}", b.reads_per_transfer),
+            );
             eprintln!(
                 "[bench]   accepted {:.0}/s, committed {:.0}/s, backlog peak {:.2} s, \
-                 PostgreSQL reads {:.2}/transfer",
+                 PostgreSQL buffer misses {misses}/transfer",
                 r.accepted_per_s,
                 r.committed_per_s,
                 r.backlog_peak_s.unwrap_or(0.0),
-                r.pg_buffers.as_ref().map_or(0.0, |b| b.reads_per_transfer)
             );
             report.runs.push(r);
         }
