@@ -109,9 +109,10 @@ fn main() -> std::process::ExitCode {
                 dep.log_dir.display()
             );
         } else {
-            services::teardown(&dep).await;
             let _ = std::fs::remove_dir_all(&dep.log_dir);
-            eprintln!("[bench] cleaned up (database, streams, Redis keys, logs)");
+            if services::teardown(&dep).await {
+                eprintln!("[bench] cleaned up (database, streams, Redis keys, logs)");
+            }
         }
         match outcome {
             Ok(()) => std::process::ExitCode::SUCCESS,

@@ -191,7 +191,8 @@ pub async fn stop(mut svc: Service, grace: Duration) {
 
 /// Drops the database, streams and Redis keys of this deployment
 /// (`bankadmin teardown`), falling back to dropping the database directly.
-pub async fn teardown(dep: &Deployment) {
+/// `true` when everything went; otherwise it says what is left.
+pub async fn teardown(dep: &Deployment) -> bool {
     let admin = dep.bin.join("bankadmin");
     let ok = Command::new(&admin)
         .args(["teardown", "--yes-delete-everything"])
@@ -203,9 +204,22 @@ pub async fn teardown(dep: &Deployment) {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("[bench] bankadmin teardown failed; dropping the database directly");
-        let _ = ledger::drop_database(&dep.database_url).await;
+        // Only the database can be dropped from here: say what is left and
+        // how to delete it, rather than claim a clean slate.
+        let dropped = ledger::drop_database(&dep.database_url).await.is_ok();
+        eprintln!(
+            "[bench] {} teardown failed; database {}. Streams {}_* and Redis keys {}:* remain: \
+             DATABASE_URL={} NATS_PREFIX={} REDIS_PREFIX={} bankadmin teardown --yes-delete-everything",
+            admin.display(),
+            if dropped { "dropped" } else { "NOT dropped" },
+            dep.run.to_uppercase(),
+            dep.run,
+            dep.database_url,
+            dep.run,
+            dep.run,
+        );
     }
+    ok
 }
 
 /// The last lines of each service log (shown when something failed).
