@@ -205,18 +205,17 @@ pub async fn teardown(dep: &Deployment) -> bool {
         .unwrap_or(false);
     if !ok {
         // Only the database can be dropped from here: say what is left and
-        // how to delete it, rather than claim a clean slate.
+        // how to delete it, rather than claim a clean slate. The URL is not
+        // printed: `BENCH_PG_URL` may carry a password.
         let dropped = ledger::drop_database(&dep.database_url).await.is_ok();
+        let run = &dep.run;
         eprintln!(
-            "[bench] {} teardown failed; database {}. Streams {}_* and Redis keys {}:* remain: \
-             DATABASE_URL={} NATS_PREFIX={} REDIS_PREFIX={} bankadmin teardown --yes-delete-everything",
+            "[bench] {} teardown failed; database {run} {}. Streams {}_* and Redis keys {run}:* \
+             remain: DATABASE_URL=$BENCH_PG_URL/{run} NATS_PREFIX={run} REDIS_PREFIX={run} \
+             bankadmin teardown --yes-delete-everything",
             admin.display(),
             if dropped { "dropped" } else { "NOT dropped" },
-            dep.run.to_uppercase(),
-            dep.run,
-            dep.database_url,
-            dep.run,
-            dep.run,
+            run.to_uppercase(),
         );
     }
     ok
