@@ -55,7 +55,20 @@ fn not_found(id: Uuid) -> ApiError {
 
 /// A hold the caller may see: stored, or still in the queue.
 pub async fn visible(state: &SharedState, caller: Caller, id: Uuid) -> Result<HoldView, ApiError> {
-    if let Some(row) = ledger::holds::get(&state.pool, id).await? {
+    let mut stored = ledger::holds::get(&state.pool, id).await?;
+    if stored.is_none() {
+        match publish::pending_command(state, id).await? {
+            Some(cmd) => {
+                if cmd.op == Op::HoldCreate && caller.may_read(cmd.owner) {
+                    return Ok(requested_view(&cmd));
+                }
+            }
+            // Applied and acked off the queue between the two reads (see
+            // `routes::transfers::get`): the ledger has it now.
+            None => stored = ledger::holds::get(&state.pool, id).await?,
+        }
+    }
+    if let Some(row) = stored {
         let owners = ledger::holds::owners(&state.pool, &row).await?;
         if caller.may_read(row.owner_id) || owners.contains(&caller.id) {
             let mut view = row.view();
@@ -63,11 +76,6 @@ pub async fn visible(state: &SharedState, caller: Caller, id: Uuid) -> Result<Ho
             view.actions = Some(actions.iter().map(|a| a.view(&row.currency)).collect());
             return Ok(view);
         }
-    } else if let Some(cmd) = publish::pending_command(state, id).await?
-        && cmd.op == Op::HoldCreate
-        && caller.may_read(cmd.owner)
-    {
-        return Ok(requested_view(&cmd));
     }
     Err(not_found(id))
 }
@@ -147,7 +155,13 @@ pub async fn act(
             Some(cmd) if cmd.op == Op::HoldCreate && cmd.owner == caller.id => {
                 return Err(ApiError::InProgress);
             }
-            _ => return Err(not_found(hold)),
+            Some(_) => return Err(not_found(hold)),
+            // Applied and acked off the queue between the two reads (see
+            // `routes::transfers::get`): the ledger has it now.
+            None => match ledger::holds::get(&state.pool, hold).await? {
+                Some(row) if row.owner_id == caller.id => row.view(),
+                _ => return Err(not_found(hold)),
+            },
         },
     };
     let amount = match amount {

@@ -125,7 +125,24 @@ pub async fn get(
     PathId(id): PathId,
 ) -> Result<Json<TransferView>, ApiError> {
     let id = parse_transfer_id(&id)?;
-    if let Some((row, payee)) = ledger::transfers::get(&state.pool, id).await? {
+    let mut stored = ledger::transfers::get(&state.pool, id).await?;
+    if stored.is_none() {
+        match publish::pending_command(&state, id).await? {
+            Some(cmd) => {
+                if matches!(cmd.op, Op::Transfer | Op::Reversal) && caller.may_read(cmd.owner) {
+                    return Ok(Json(cmd.pending_view()));
+                }
+            }
+            // Neither stored nor queued: it may have been applied, and its
+            // message acked off the queue, between the two reads (a command
+            // leaves the queue only after its transfer committed), so if it
+            // exists at all the ledger has it now. Without this second read
+            // `bankctl transfer send --wait` was once told 404 about the
+            // transfer it had just sent.
+            None => stored = ledger::transfers::get(&state.pool, id).await?,
+        }
+    }
+    if let Some((row, payee)) = stored {
         // A reversal's payer (the original's payee) did not ask for it but sees it.
         let payer = if row.reverses.is_some() {
             let [from] = state
@@ -161,11 +178,6 @@ pub async fn get(
             }
             return Ok(Json(view));
         }
-    } else if let Some(cmd) = publish::pending_command(&state, id).await?
-        && matches!(cmd.op, Op::Transfer | Op::Reversal)
-        && caller.may_read(cmd.owner)
-    {
-        return Ok(Json(cmd.pending_view()));
     }
     Err(ApiError::NotFound(format!(
         "no transfer {id} visible to you"
