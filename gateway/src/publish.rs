@@ -145,6 +145,36 @@ async fn send(state: &SharedState, command: &TransferCommand) -> Result<Publishe
     }
 }
 
+/// Where a transfer or hold is: stored in the ledger, or still queued.
+pub enum Found<T> {
+    Stored(T),
+    /// Boxed: far larger than the other variants.
+    Queued(Box<TransferCommand>),
+    Nowhere,
+}
+
+/// Looks for `id` in the ledger (`stored`), then in the queue, then in the
+/// ledger again.
+///
+/// Why the second ledger read: a command leaves the queue only after its
+/// transfer or hold committed, so one applied between the first two reads
+/// is in neither place at the moment it is looked for, and the ledger has
+/// it by the third. Without it `bankctl transfer send --wait` was once
+/// told 404 about the transfer it had just sent.
+pub async fn find<T, F, Fut>(state: &SharedState, id: Uuid, stored: F) -> Result<Found<T>, ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, ledger::LedgerError>>,
+{
+    if let Some(found) = stored().await? {
+        return Ok(Found::Stored(found));
+    }
+    if let Some(cmd) = pending_command(state, id).await? {
+        return Ok(Found::Queued(Box::new(cmd)));
+    }
+    Ok(stored().await?.map_or(Found::Nowhere, Found::Stored))
+}
+
 /// The command for `id` if it is still waiting in the queue.
 pub async fn pending_command(
     state: &SharedState,

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::check_accounts;
 use crate::error::ApiError;
 use crate::extract::Caller;
-use crate::publish::{self, Published};
+use crate::publish::{self, Found, Published};
 use crate::responses;
 use crate::state::SharedState;
 use crate::submit_transfer;
@@ -55,20 +55,14 @@ fn not_found(id: Uuid) -> ApiError {
 
 /// A hold the caller may see: stored, or still in the queue.
 pub async fn visible(state: &SharedState, caller: Caller, id: Uuid) -> Result<HoldView, ApiError> {
-    let mut stored = ledger::holds::get(&state.pool, id).await?;
-    if stored.is_none() {
-        match publish::pending_command(state, id).await? {
-            Some(cmd) => {
-                if cmd.op == Op::HoldCreate && caller.may_read(cmd.owner) {
-                    return Ok(requested_view(&cmd));
-                }
-            }
-            // Applied and acked off the queue between the two reads (see
-            // `routes::transfers::get`): the ledger has it now.
-            None => stored = ledger::holds::get(&state.pool, id).await?,
-        }
+    let found = publish::find(state, id, || ledger::holds::get(&state.pool, id)).await?;
+    if let Found::Queued(cmd) = &found
+        && cmd.op == Op::HoldCreate
+        && caller.may_read(cmd.owner)
+    {
+        return Ok(requested_view(cmd));
     }
-    if let Some(row) = stored {
+    if let Found::Stored(row) = found {
         let owners = ledger::holds::owners(&state.pool, &row).await?;
         if caller.may_read(row.owner_id) || owners.contains(&caller.id) {
             let mut view = row.view();
@@ -146,23 +140,15 @@ pub async fn act(
     op: Op,
     amount: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let mut view = match ledger::holds::get(&state.pool, hold).await? {
-        Some(row) if row.owner_id == caller.id => row.view(),
-        Some(_) => return Err(not_found(hold)),
+    let found = publish::find(state, hold, || ledger::holds::get(&state.pool, hold)).await?;
+    let mut view = match found {
+        Found::Stored(row) if row.owner_id == caller.id => row.view(),
         // Still queued: a capture or void now could overtake the hold (and
         // be refused for good under this key). `409`: retry shortly.
-        None => match publish::pending_command(state, hold).await? {
-            Some(cmd) if cmd.op == Op::HoldCreate && cmd.owner == caller.id => {
-                return Err(ApiError::InProgress);
-            }
-            Some(_) => return Err(not_found(hold)),
-            // Applied and acked off the queue between the two reads (see
-            // `routes::transfers::get`): the ledger has it now.
-            None => match ledger::holds::get(&state.pool, hold).await? {
-                Some(row) if row.owner_id == caller.id => row.view(),
-                _ => return Err(not_found(hold)),
-            },
-        },
+        Found::Queued(cmd) if cmd.op == Op::HoldCreate && cmd.owner == caller.id => {
+            return Err(ApiError::InProgress);
+        }
+        _ => return Err(not_found(hold)),
     };
     let amount = match amount {
         None => None,

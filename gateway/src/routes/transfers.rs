@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, PathId, idempotency_key, parse_transfer_id};
 use crate::guard::RequestMeta;
 use crate::page::{self, Page, PageParams};
-use crate::publish;
+use crate::publish::{self, Found};
 use crate::responses as r;
 use crate::state::SharedState;
 use crate::submit_transfer;
@@ -125,24 +125,14 @@ pub async fn get(
     PathId(id): PathId,
 ) -> Result<Json<TransferView>, ApiError> {
     let id = parse_transfer_id(&id)?;
-    let mut stored = ledger::transfers::get(&state.pool, id).await?;
-    if stored.is_none() {
-        match publish::pending_command(&state, id).await? {
-            Some(cmd) => {
-                if matches!(cmd.op, Op::Transfer | Op::Reversal) && caller.may_read(cmd.owner) {
-                    return Ok(Json(cmd.pending_view()));
-                }
-            }
-            // Neither stored nor queued: it may have been applied, and its
-            // message acked off the queue, between the two reads (a command
-            // leaves the queue only after its transfer committed), so if it
-            // exists at all the ledger has it now. Without this second read
-            // `bankctl transfer send --wait` was once told 404 about the
-            // transfer it had just sent.
-            None => stored = ledger::transfers::get(&state.pool, id).await?,
-        }
+    let found = publish::find(&state, id, || ledger::transfers::get(&state.pool, id)).await?;
+    if let Found::Queued(cmd) = &found
+        && matches!(cmd.op, Op::Transfer | Op::Reversal)
+        && caller.may_read(cmd.owner)
+    {
+        return Ok(Json(cmd.pending_view()));
     }
-    if let Some((row, payee)) = stored {
+    if let Found::Stored((row, payee)) = found {
         // A reversal's payer (the original's payee) did not ask for it but sees it.
         let payer = if row.reverses.is_some() {
             let [from] = state
