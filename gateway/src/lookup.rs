@@ -67,10 +67,13 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<(Uuid, Reply)>) {
         metrics::histogram!("gateway_lookup_batch_size").record(ids.len() as f64);
         match ledger::transfers::get_many(&pool, &ids).await {
             Ok(rows) => {
-                let mut rows: HashMap<Uuid, TransferRow> =
+                let rows: HashMap<Uuid, TransferRow> =
                     rows.into_iter().map(|r| (r.id, r)).collect();
+                // Cloned, not taken: requests retried with one key ask for
+                // one id, and each must get the row (only hits are cloned,
+                // and a hit is a replay).
                 for (id, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(rows.remove(&id)));
+                    let _ = reply.send(Ok(rows.get(&id).cloned()));
                 }
             }
             Err(e) => {
@@ -80,5 +83,41 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<(Uuid, Reply)>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+    use shared::money::Currency;
+    use shared::transfer::IdempotencyKey;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn lookups_of_one_id_sharing_a_query_all_get_the_row() {
+        let db = testkit::TestDb::new().await;
+        let user = ledger::users::ensure(&db.pool, "alice", "!", "customer")
+            .await
+            .unwrap();
+        let eur = Currency::parse("EUR").unwrap();
+        let account = Uuid::new_v4();
+        ledger::admin::create_account(&db.pool, account, user, eur, Decimal::ZERO)
+            .await
+            .unwrap();
+        let key = IdempotencyKey::parse("seed").unwrap();
+        ledger::admin::fund(&db.pool, account, eur, Decimal::ONE, &key)
+            .await
+            .unwrap();
+        let (id,): (Uuid,) = sqlx::query_as("SELECT id FROM transfers")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        let lookups = Lookups::start(db.pool.clone());
+        // One thread: both lookups are queued before the lookup task runs,
+        // so they go in one query (two requests retrying with one key).
+        let (a, b) = tokio::join!(lookups.get(id), lookups.get(id));
+        assert_eq!(a.unwrap().map(|r| r.id), Some(id));
+        assert_eq!(b.unwrap().map(|r| r.id), Some(id));
     }
 }
