@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR ?= always
 BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE := $(CARGO_TARGET_DIR)/release
 
-.PHONY: help dev test services bins build web lint fmt test-rust test-web e2e fuzz fuzz-short chaos chaos-short bench bench-quick clean \
+.PHONY: help dev test services bins build web lint fmt test-rust test-web e2e fuzz fuzz-short chaos chaos-short bench bench-quick bench-raw-pair clean \
 	deploy-check setup deploy-dev deploy-prod status logs monitor security-scan backup restore \
 	engine engine-stop images down deploy-test
 
@@ -15,6 +15,7 @@ help:
 	@echo "make dev     - start PostgreSQL/Redis/NATS if needed, build, migrate, seed, run everything"
 	@echo "make test    - every test (lint, Rust unit+integration, web unit, browser e2e, short fuzz, short chaos)"
 	@echo "make bench   - throughput benchmarks (release build)"
+	@echo "make bench-raw-pair - the raw ceiling against ffd1ebe's, alternated on this machine"
 	@echo "make chaos   - the full bank checker with faults (minutes)"
 	@echo "make fuzz    - schemathesis against /openapi.json, 500 cases per operation"
 
@@ -65,6 +66,12 @@ chaos: services
 bench: services
 	cargo build --release --workspace --bins
 	@BIN=$(RELEASE) scripts/bench.sh
+
+# Issue 19's "raw ceiling >= 2 x" as a before/after pair on this machine:
+# builds ffd1ebe aside, alternates the two raw ceilings (~20 min the first time).
+bench-raw-pair: services
+	cargo build --release --workspace --bins
+	@BIN=$(RELEASE) scripts/bench-raw-pair.sh
 
 # The bench harness end to end in seconds (debug build): proves it works,
 # its figures mean nothing.
