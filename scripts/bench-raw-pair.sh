@@ -16,8 +16,10 @@
 # Needs the release binaries in $BIN, PostgreSQL, NATS and Redis running,
 # and the git history (a shallow clone lacks the before commit). The first
 # run builds the before commit (~9 min on 2 cores) into its own target
-# folder, kept for the next run. Both benches create their own database,
-# stream and key prefix and delete them.
+# folder, kept for the next run; a later run still rebuilds the before
+# commit's own crates (~5 min), since its worktree is checked out afresh.
+# Both benches create their own database, stream and key prefix and delete
+# them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE_REV=${BEFORE_REV:-ffd1ebe}
