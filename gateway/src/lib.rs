@@ -122,10 +122,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<SharedState> {
         redis: shared::tls::redis_client(&config.redis_url).ok(),
         redis_prefix: config.redis_prefix.clone(),
         batch_slots: Default::default(),
-        redis_link: Arc::new(redis_link::Link::new(
-            &config.redis_url,
-            config.redis_timeout,
-        )),
+        redis_link: Arc::new(redis_link::link(&config.redis_url, config.redis_timeout)),
         rate_limiter: rate_limit::RateLimiter::new(
             config.rate_limits.clone(),
             config.quotas.clone(),

@@ -17,6 +17,7 @@ pub mod messages;
 pub mod metrics;
 pub mod money;
 pub mod problem;
+pub mod redis_link;
 pub mod revocation;
 pub mod service;
 pub mod shutdown;
