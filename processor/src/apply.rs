@@ -1,6 +1,6 @@
 //! Decoding transfer messages and applying a group of them: one ledger
-//! transaction, results stored on the results stream, and only then the
-//! group is done (the caller acks it).
+//! transaction, results handed on (into Redis, or stored on the results
+//! stream), and only then the group is done (the caller acks it).
 //!
 //! A transient ledger failure (database down, serialization failure,
 //! deadlock) is retried in place with bounded back-off, telling JetStream

@@ -32,6 +32,13 @@ pub struct Config {
     pub linger: Duration,
     /// Events kept per user in Redis for WebSocket replay.
     pub replay_buffer: usize,
+    /// Results go straight into Redis after commit (`PROCESSOR_RELAY_DIRECT`,
+    /// default on), through the results stream only when Redis does not
+    /// take them; off, every result goes through the results stream.
+    pub relay_direct: bool,
+    /// Longest wait for Redis to take a batch directly
+    /// (`PROCESSOR_RELAY_TIMEOUT_MS`) before it goes through the stream.
+    pub relay_timeout: Duration,
     /// How often the processor looks for pending holds past their expiry
     /// (an expired hold is released at most this much late).
     pub hold_expiry_interval: Duration,
@@ -76,6 +83,8 @@ impl Config {
             batch_max,
             linger: config::millis("PROCESSOR_LINGER_MS", 0)?,
             replay_buffer: config::parse("REPLAY_BUFFER", 1000)?,
+            relay_direct: config::parse("PROCESSOR_RELAY_DIRECT", true)?,
+            relay_timeout: config::millis("PROCESSOR_RELAY_TIMEOUT_MS", 1000)?,
             hold_expiry_interval: config::millis("PROCESSOR_HOLD_EXPIRY_INTERVAL_MS", 5000)?,
         })
     }

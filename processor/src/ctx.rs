@@ -24,6 +24,8 @@ pub struct Ctx {
     pub pool: PgPool,
     pub js: jetstream::Context,
     pub config: Config,
+    /// Results into Redis without the results stream (`None`: switched off).
+    pub direct: Option<crate::relay::Direct>,
     /// Batches with a progress event already scheduled.
     pub progress_due: Arc<Mutex<HashSet<Uuid>>>,
 }

@@ -5,9 +5,10 @@
 //! A transfer's way through: `pull` (the pull loop and batching) →
 //! `applier` (the workers' groups merged into a few transactions at a
 //! time) → `apply` (decode, one ledger transaction per group) → `results` (result
-//! messages, who is notified, stored on the results stream) →
-//! `disposition` (the one place messages are acked) → `relay` (results
-//! into Redis for the notifiers). Beside them: `atomic` (all-or-nothing
+//! messages, who is notified, put into Redis by `relay::Direct`, or stored
+//! on the results stream when Redis does not take them) → `disposition`
+//! (the one place messages are acked); `relay` also moves what was stored
+//! on the results stream into Redis for the notifiers. Beside them: `atomic` (all-or-nothing
 //! batches), `dead_letter` (giving up on a message), `progress` (throttled
 //! batch progress), `watchdog` (a consumer that lost its messages),
 //! `expiry` (holds past their time become expiry commands).
@@ -151,6 +152,14 @@ pub async fn serve(
     let ctx = Arc::new(ctx::Ctx {
         pool,
         js,
+        direct: config.relay_direct.then(|| {
+            relay::Direct::new(
+                &config.redis_url,
+                config.relay_timeout,
+                &config.redis_prefix,
+                config.replay_buffer,
+            )
+        }),
         config: config.clone(),
         progress_due: Default::default(),
     });

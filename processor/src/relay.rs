@@ -10,6 +10,10 @@
 //! spells them.
 //! The JetStream message is acked only after Redis took the batch, so Redis
 //! being down delays notifications and loses none.
+//!
+//! Most batches never reach this loop: the processor that committed them
+//! runs the same script itself ([`Direct`]) and stores a batch on the
+//! results stream only when Redis did not take it.
 
 use std::time::Duration;
 
@@ -20,6 +24,7 @@ use redis::aio::ConnectionManager;
 use shared::backoff::Backoff;
 use shared::event_feed::{self, RelayArgs};
 use shared::messages::{Event, ResultBatch};
+use shared::redis_link::{Link, Reporting};
 use shared::shutdown::Shutdown;
 
 use crate::disposition::{self, Disposition};
@@ -91,14 +96,7 @@ pub async fn run(
                     continue;
                 }
             };
-            let mut args = RelayArgs::new(
-                &prefix,
-                replay_buffer,
-                event_feed::epoch_text(rand::rng().random::<u32>()),
-                chrono::Utc::now().timestamp_micros(),
-            );
-            // One span per transfer, continuing its trace into Redis.
-            let spans = events(&batch, &mut args);
+            let (args, spans) = prepare(&batch, &prefix, replay_buffer);
             let mut invocation = script.prepare_invoke();
             for arg in args.args() {
                 invocation.arg(arg);
@@ -123,6 +121,77 @@ pub async fn run(
             metrics::counter!("processor_events_relayed_total").increment(args.events());
             disposition::settle(&message, Disposition::Ack).await;
         }
+    }
+}
+
+/// The script's arguments for `batch`, and one span per transfer to hold
+/// until Redis took it.
+fn prepare(
+    batch: &ResultBatch,
+    prefix: &str,
+    replay_buffer: usize,
+) -> (RelayArgs, Vec<tracing::Span>) {
+    let mut args = RelayArgs::new(
+        prefix,
+        replay_buffer,
+        event_feed::epoch_text(rand::rng().random::<u32>()),
+        chrono::Utc::now().timestamp_micros(),
+    );
+    // One span per transfer, continuing its trace into Redis.
+    let spans = events(batch, &mut args);
+    (args, spans)
+}
+
+/// The processor's own way into Redis for the results it just committed,
+/// so that they need no second trip through JetStream (a stored message,
+/// its delivery to the relay above, two acks) before a customer sees
+/// them. Guarded by a breaker ([`shared::redis_link`]): when Redis is
+/// slow or away the caller stores the batch on the results stream, and
+/// the relay above delivers it once Redis is back.
+pub struct Direct {
+    link: Link,
+    script: redis::Script,
+    prefix: String,
+    replay_buffer: usize,
+}
+
+impl Direct {
+    pub fn new(url: &str, timeout: Duration, prefix: &str, replay_buffer: usize) -> Self {
+        let reporting = Reporting {
+            metric: "processor_relay_direct_failed_total",
+            warning: "results go through the results stream until it is back",
+        };
+        Self {
+            link: Link::new(url, timeout, reporting),
+            script: redis::Script::new(event_feed::RELAY_SCRIPT),
+            prefix: prefix.to_owned(),
+            replay_buffer,
+        }
+    }
+
+    /// Relays `batch` straight into Redis; `false` if Redis did not take it
+    /// (or may not have: a timed-out call may still run, so a customer may
+    /// then hear of a result twice, as after any redelivery).
+    pub async fn push(&self, batch: &ResultBatch) -> bool {
+        let (args, spans) = prepare(batch, &self.prefix, self.replay_buffer);
+        let script = &self.script;
+        let events = args.events();
+        let relayed = self
+            .link
+            .run("relay", |mut conn| async move {
+                let mut invocation = script.prepare_invoke();
+                for arg in args.args() {
+                    invocation.arg(arg);
+                }
+                invocation.invoke_async::<String>(&mut conn).await
+            })
+            .await
+            .is_some();
+        drop(spans);
+        if relayed {
+            metrics::counter!("processor_events_relayed_total").increment(events);
+        }
+        relayed
     }
 }
 

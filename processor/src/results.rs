@@ -158,11 +158,12 @@ pub fn record_outcomes(applied: &Applied) {
     }
 }
 
-/// Publishes the batch to the results stream and waits for the ack,
-/// retrying until it is stored or shutdown is requested, keeping `holding`
-/// (the messages it answers) ours meanwhile. Only then may they be acked: a
-/// result is never lost between commit and notification (a redelivery
-/// re-emits it from the ledger).
+/// Hands the batch on to the notifiers: straight into Redis when it takes
+/// it ([`crate::relay::Direct`]), or else stored on the results stream
+/// (for the relay), waiting for the ack and retrying until it is stored or
+/// shutdown is requested, keeping `holding` (the messages it answers) ours
+/// meanwhile. Only then may they be acked: a result is never lost between
+/// commit and notification (a redelivery re-emits it from the ledger).
 pub async fn publish(
     ctx: &Ctx,
     results: &ResultBatch,
@@ -172,6 +173,13 @@ pub async fn publish(
     if results.transfers.is_empty() && results.accounts.is_empty() && results.holds.is_empty() {
         return Ok(());
     }
+    if let Some(direct) = &ctx.direct
+        && direct.push(results).await
+    {
+        metrics::counter!("processor_result_batches_total", "path" => "direct").increment(1);
+        return Ok(());
+    }
+    metrics::counter!("processor_result_batches_total", "path" => "stream").increment(1);
     let payload = match serde_json::to_vec(results) {
         Ok(p) => bytes::Bytes::from(p),
         Err(e) => {

@@ -173,11 +173,17 @@ impl TestNats {
     /// Sequence of the last message ever stored in the transfers stream: it
     /// only grows, so "unchanged" proves nothing was published.
     pub async fn transfers_published(&self) -> u64 {
-        let mut stream = self
-            .js
-            .get_stream(&self.topology.transfers_stream)
-            .await
-            .expect("transfers stream");
+        self.last_sequence(&self.topology.transfers_stream).await
+    }
+
+    /// Sequence of the last result batch ever stored on the results stream
+    /// (0: every result went straight into Redis).
+    pub async fn results_published(&self) -> u64 {
+        self.last_sequence(&self.topology.results_stream).await
+    }
+
+    async fn last_sequence(&self, name: &str) -> u64 {
+        let mut stream = self.js.get_stream(name).await.expect("stream");
         stream
             .info()
             .await

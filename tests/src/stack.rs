@@ -65,6 +65,19 @@ impl Stack {
         adjust: impl FnOnce(&mut gateway::Config),
         adjust_notifier: impl FnOnce(&mut notifier::Config),
     ) -> Self {
+        Self::start_all(adjust, adjust_notifier, |_| {}).await
+    }
+
+    /// Like [`Stack::start`], with the processor's settings adjusted first.
+    pub async fn start_processor_with(adjust: impl FnOnce(&mut processor::Config)) -> Self {
+        Self::start_all(|_| {}, |_| {}, adjust).await
+    }
+
+    async fn start_all(
+        adjust: impl FnOnce(&mut gateway::Config),
+        adjust_notifier: impl FnOnce(&mut notifier::Config),
+        adjust_processor: impl FnOnce(&mut processor::Config),
+    ) -> Self {
         if std::env::var_os("RUST_LOG").is_some()
             && let Ok(telemetry) = shared::telemetry::init("system-tests")
         {
@@ -109,7 +122,7 @@ impl Stack {
             backlog_budget: gateway::config::BACKLOG_BUDGET_DEFAULT,
         };
         adjust(&mut gateway);
-        let processor = processor::Config {
+        let mut processor = processor::Config {
             addr: paddr,
             database_url: db.url.clone(),
             nats_url: testkit::nats_url(),
@@ -129,7 +142,10 @@ impl Stack {
             replay_buffer: 100,
             // Expired holds are released within a fraction of a second.
             hold_expiry_interval: Duration::from_millis(200),
+            relay_direct: true,
+            relay_timeout: Duration::from_secs(1),
         };
+        adjust_processor(&mut processor);
         let mut notifier = notifier::Config {
             addr: naddr,
             redis_url: testkit::redis_url(),

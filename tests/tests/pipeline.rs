@@ -97,9 +97,41 @@ async fn a_transfer_is_accepted_committed_and_pushed_live() {
         )
         .await;
     assert_eq!(status, 422);
+    // The processor put the results straight into Redis: nothing went
+    // through the results stream.
+    assert_eq!(stack.nats.results_published().await, 0);
     assert_invariants(&stack).await;
     alice_ws.close().await;
     bob_ws.close().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_redis_did_not_take_directly_go_through_the_results_stream() {
+    // No Redis call finishes within zero time, so every direct push fails
+    // as it would with Redis slow or away, and the breaker stays open.
+    let stack = Stack::start_processor_with(|p| p.relay_timeout = Duration::ZERO).await;
+    let alice = stack.login("alice").await;
+    let mut ws = stack.connect_ws(&alice, None).await;
+    assert_eq!(
+        ws.next(Duration::from_secs(5)).await.unwrap()["type"],
+        "ready"
+    );
+    let (status, _, body) = stack
+        .transfer(&alice, "stream-1", &eur(ALICE_EUR, BOB_EUR, "1.00"))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let pushed = ws
+        .until(Duration::from_secs(15), |v| {
+            v["type"] == "transfer.updated" && v["transfer"]["id"] == id.as_str()
+        })
+        .await
+        .expect("alice sees the commit through the relay");
+    assert_eq!(pushed["transfer"]["status"], "committed");
+    assert!(stack.nats.results_published().await >= 1);
+    assert_invariants(&stack).await;
+    ws.close().await;
     stack.stop().await;
 }
 
