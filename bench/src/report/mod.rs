@@ -167,6 +167,7 @@ impl Report {
             ("PROCESSOR_APPLY_CONCURRENCY", "1"),
             ("PROCESSOR_BATCH_MAX", "500"),
             ("PROCESSOR_LINGER_MS", "0"),
+            ("PROCESSOR_RELAY_DIRECT", "true"),
         ] {
             processor_settings.insert(
                 k.to_owned(),
