@@ -27,6 +27,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 /// How long a request waits for a pooled connection before failing fast
 /// (the caller answers 503 rather than queueing without bound).
 pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A pooled connection idle longer than this is pinged before it is handed
+/// out; one used more recently is handed out as it is.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// `url` parsed; plaintext unless TLS is asked for. With its TLS support
 /// sqlx would default to `prefer` and quietly encrypt local development
@@ -53,6 +56,22 @@ pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+        // sqlx pings every connection it hands out by default: one more
+        // round trip per transaction and per lookup, each waking a
+        // PostgreSQL backend, which at low load cost more than the work.
+        // A connection in steady use is known to be alive; one that broke
+        // since fails its statement, which callers already treat as a
+        // transient error (the processor retries, the gateway answers
+        // 503) and the pool then drops. Idle ones are still checked.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 
