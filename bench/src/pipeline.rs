@@ -137,8 +137,17 @@ impl Pipeline<'_> {
         session.rec.window.store(true, Ordering::SeqCst);
         let (sampling, sampler) = rss_sampler(svcs);
         let backlog = backlog_sampler(http.clone(), dep.gateway, sampling.clone());
+        let probe = matches!(mode, Mode::Open { overload: true, .. })
+            .then(|| load::probe::start(dep.gateway));
         tokio::time::sleep(s.measure).await;
         session.rec.window.store(false, Ordering::SeqCst);
+        let shed_probe_ms = match probe {
+            Some(p) => tokio::task::spawn_blocking(|| p.finish())
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
         let seconds = t0.elapsed().as_secs_f64();
         let wall1 = chrono::Utc::now();
         let cpu1 = load::cpu_now(svcs);
@@ -208,6 +217,7 @@ impl Pipeline<'_> {
             shed_without_retry_after: rec.shed_without_retry_after.load(Ordering::SeqCst),
             shed_ms: snapshot(&rec.shed_ms),
             shed_sent_ms: snapshot(&rec.shed_sent_ms),
+            shed_probe_ms,
             backlog_peak_s,
             errors,
             http_ms: snapshot(&rec.http),

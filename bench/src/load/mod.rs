@@ -3,11 +3,13 @@
 //! generators, and the measurement window (CPU, memory, per-stage metrics).
 //!
 //! `scenario` picks the accounts, `recorder` keeps the figures, `session`
-//! holds the users and their sockets, `driver` sends the load and
-//! `measure` reads CPU and metrics around the window.
+//! holds the users and their sockets, `driver` sends the load,
+//! `measure` reads CPU and metrics around the window and `probe` times
+//! shed answers as a client outside the generator sees them.
 
 mod driver;
 mod measure;
+pub mod probe;
 mod recorder;
 mod scenario;
 mod session;

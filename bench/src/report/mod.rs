@@ -66,6 +66,9 @@ pub struct RunResult {
     /// The request leaving the generator → the shed answer (without the
     /// generator's lag; for reading the above, not judged).
     pub shed_sent_ms: Latency,
+    /// Overload run: shed answers as a client outside the generator saw
+    /// them (`load::probe`; for reading the above, not judged).
+    pub shed_probe_ms: Option<Latency>,
     /// The gateway's `gateway_backlog_seconds`, largest reading in the
     /// window (`None`: the gateway did not report it).
     pub backlog_peak_s: Option<f64>,

@@ -7,7 +7,8 @@ use super::{Report, RunResult};
 
 impl Report {
     /// Offered, accepted, committed and shed per second; how fast the shed
-    /// answers came and whether they said when to retry; the backlog's peak.
+    /// answers came (to the generator, and to the outside probe) and
+    /// whether they said when to retry; the backlog's peak.
     pub(super) fn overload(&self, o: &mut String, runs: &[&RunResult]) {
         let _ = writeln!(
             o,
@@ -16,7 +17,7 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  {:>5} {:>9} {:>10} {:>10} {:>11} {:>8} {:>22} {:>15} {:>10} {:>13} {:>12} {:>11}",
+            "  {:>5} {:>9} {:>10} {:>10} {:>11} {:>8} {:>22} {:>15} {:>15} {:>10} {:>13} {:>12} {:>11}",
             "load",
             "offered/s",
             "accepted/s",
@@ -25,6 +26,7 @@ impl Report {
             "w/o R-A",
             "shed answer p50/p99/max",
             "from send p50/p99",
+            "probe p50/p99",
             "backlog pk",
             "HTTP 202 p99",
             "e2e p50/p99",
@@ -33,7 +35,7 @@ impl Report {
         for r in runs {
             let _ = writeln!(
                 o,
-                "  {:>4.0}% {:>9.0} {:>10.0} {:>10.0} {:>11.0} {:>8} {:>22} {:>15} {:>10} {:>13.1} {:>12} {:>11}",
+                "  {:>4.0}% {:>9.0} {:>10.0} {:>10.0} {:>11.0} {:>8} {:>22} {:>15} {:>15} {:>10} {:>13.1} {:>12} {:>11}",
                 r.load_pct.unwrap_or(0.0),
                 r.offered_per_s,
                 r.accepted_per_s,
@@ -45,6 +47,10 @@ impl Report {
                     r.shed_ms.p50, r.shed_ms.p99, r.shed_ms.max
                 ),
                 format!("{:.1} / {:.1}", r.shed_sent_ms.p50, r.shed_sent_ms.p99),
+                r.shed_probe_ms
+                    .as_ref()
+                    .map(|p| format!("{:.1} / {:.1}", p.p50, p.p99))
+                    .unwrap_or_else(|| "-".into()),
                 r.backlog_peak_s
                     .map(|b| format!("{b:.2} s"))
                     .unwrap_or_else(|| "-".into()),

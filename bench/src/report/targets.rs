@@ -121,13 +121,22 @@ impl Report {
             target: "overload: excess answered 503/429 + Retry-After < 50 ms (p99)".into(),
             figure: r
                 .map(|r| {
-                    // The gateway's own time for them beside the client's
-                    // (which includes the load generator's lag).
-                    let server = r
+                    // The gateway's own time for them and an outside
+                    // probe's beside the client's (which includes the load
+                    // generator's lag).
+                    let gateway = r
                         .stages
                         .get(SHED_STAGE)
-                        .map(|s| format!(" (gateway {:.1})", s.p99))
-                        .unwrap_or_default();
+                        .map(|s| format!("gateway {:.1}", s.p99));
+                    let probe = r
+                        .shed_probe_ms
+                        .as_ref()
+                        .map(|p| format!("probe {:.0}", p.p99));
+                    let server = match (gateway, probe) {
+                        (Some(g), Some(p)) => format!(" ({g}, {p})"),
+                        (Some(x), None) | (None, Some(x)) => format!(" ({x})"),
+                        (None, None) => String::new(),
+                    };
                     format!(
                         "{:.0}/s shed, p99 {:.1} ms{server}, {} w/o R-A",
                         r.shed_per_s, r.shed_ms.p99, r.shed_without_retry_after
