@@ -4,7 +4,7 @@
 //!
 //! Why beside the generator's own figure (`shed_ms`): the generator shares
 //! the two cores with everything it loads, and in the overload run it is
-//! short of CPU itself (its lag alone reaches ~90 ms at p99), so its figure
+//! short of CPU itself (its lag alone reached p99 93–223 ms), so its figure
 //! mixes the gateway's answer with the generator's own wait to read it. A
 //! thread asleep in a blocking read is woken by the kernel when the answer
 //! arrives, as a client elsewhere would be. It still shares the machine:
@@ -19,14 +19,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use super::Latency;
+use super::recorder::{new_hist, record};
 
 /// One request per this long (20 a second: a sample, not more load).
 const INTERVAL: Duration = Duration::from_millis(50);
@@ -36,7 +37,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The probe while it runs.
 pub struct Probe {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Histogram<u64>>,
+    thread: JoinHandle<Mutex<Histogram<u64>>>,
 }
 
 /// A running probe against the gateway at `gateway`.
@@ -52,12 +53,13 @@ impl Probe {
     pub fn finish(self) -> Option<Latency> {
         self.stop.store(true, Ordering::SeqCst);
         let h = self.thread.join().ok()?;
+        let h = h.into_inner().unwrap_or_else(|e| e.into_inner());
         (!h.is_empty()).then(|| Latency::from_hist(&h))
     }
 }
 
-fn run(gateway: SocketAddr, stop: &AtomicBool) -> Histogram<u64> {
-    let mut shed = Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds");
+fn run(gateway: SocketAddr, stop: &AtomicBool) -> Mutex<Histogram<u64>> {
+    let shed = new_hist();
     let request = request();
     let mut conn: Option<BufReader<TcpStream>> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -68,7 +70,7 @@ fn run(gateway: SocketAddr, stop: &AtomicBool) -> Histogram<u64> {
         if let Some(c) = conn.as_mut() {
             let sent = Instant::now();
             match exchange(c, &request) {
-                Ok(503 | 429) => shed.saturating_record(sent.elapsed().as_micros().max(1) as u64),
+                Ok(503 | 429) => record(&shed, sent.elapsed()),
                 Ok(_) => {}
                 // Closed or stuck: a fresh connection next time.
                 Err(_) => conn = None,
@@ -128,4 +130,35 @@ fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Result<
     let mut body = vec![0; length];
     conn.read_exact(&mut body)?;
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// Two answers on one kept-alive connection: each is read whole, so
+    /// the second status is the second answer's, not the first one's body.
+    #[test]
+    fn answers_are_read_whole_on_one_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            for answer in [
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 11\r\n\r\nHTTP/1.1 200",
+                "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n",
+            ] {
+                let _ = s.read(&mut buf).unwrap();
+                s.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        let mut conn = connect(addr).unwrap();
+        let request = request();
+        assert_eq!(exchange(&mut conn, &request).unwrap(), 503);
+        assert_eq!(exchange(&mut conn, &request).unwrap(), 401);
+        server.join().unwrap();
+    }
 }

@@ -44,7 +44,7 @@ impl Latency {
 const HIST_MAX_US: u64 = 600_000_000;
 const HIST_SIGNIFICANT_DIGITS: u8 = 3;
 
-fn new_hist() -> Mutex<Histogram<u64>> {
+pub(super) fn new_hist() -> Mutex<Histogram<u64>> {
     Mutex::new(
         Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGNIFICANT_DIGITS)
             .expect("histogram bounds"),

@@ -132,10 +132,10 @@ impl Report {
                         .shed_probe_ms
                         .as_ref()
                         .map(|p| format!("probe {:.0}", p.p99));
-                    let server = match (gateway, probe) {
-                        (Some(g), Some(p)) => format!(" ({g}, {p})"),
-                        (Some(x), None) | (None, Some(x)) => format!(" ({x})"),
-                        (None, None) => String::new(),
+                    let beside: Vec<String> = [gateway, probe].into_iter().flatten().collect();
+                    let server = match beside.is_empty() {
+                        true => String::new(),
+                        false => format!(" ({})", beside.join(", ")),
                     };
                     format!(
                         "{:.0}/s shed, p99 {:.1} ms{server}, {} w/o R-A",
