@@ -11,8 +11,9 @@
 //!
 //! Past the cap a new connection gets the same kind of refusal as a shed
 //! request (`503`, problem+json, `Retry-After`) as soon as its request's
-//! head has arrived, and is closed (except the liveness probe, see
-//! [`refuse`]): nothing of the request is parsed or handled, so it costs
+//! head has arrived, and is closed (except the liveness probe and the
+//! metrics scrape, see [`refuse`]): nothing of the request is parsed or
+//! handled, so it costs
 //! next to nothing and changes nothing. Refusals in
 //! progress are bounded too; beyond that bound a connection is closed
 //! unanswered. Served connections get `ConnectInfo` as before and shut
@@ -58,6 +59,9 @@ const REFUSAL_DRAIN_BYTES: usize = 16 * 1024;
 
 /// The liveness probe's request line, answered [`ALIVE`] even when full.
 const LIVENESS_REQUEST: &[u8] = b"GET /healthz ";
+/// The metrics scrape's request line, answered with the metrics even when
+/// full. As long as [`LIVENESS_REQUEST`]: [`refuse`] compares one prefix.
+const METRICS_REQUEST: &[u8] = b"GET /metrics ";
 const ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\n\
 connection: close\r\ncontent-length: 3\r\n\r\nok\n";
 
@@ -279,8 +283,13 @@ fn refusal_bytes() -> Vec<u8> {
 ///
 /// The answer is the refusal, except to `GET /healthz`: a full server is
 /// alive (a liveness probe failing here would restart it at the worst
-/// moment), while `/readyz` gets the refusal, so a load balancer sends
-/// new clients elsewhere until connections free up.
+/// moment), and to `GET /metrics`: a full server is when operators most
+/// need its figures (the shedding, the open connections), and a scrape
+/// refused then leaves a gap in exactly that part of the dashboard.
+/// `/readyz` gets the refusal, so a load balancer sends new clients
+/// elsewhere until connections free up. Both exceptions stay within the
+/// refusals' bound ([`REFUSALS_MAX`]); `/metrics` is internal (the proxy
+/// in front does not route it).
 async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
     let mut buf = [0u8; 4096];
     let mut read = 0;
@@ -302,8 +311,12 @@ async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
         }
         window.drain(..window.len().saturating_sub(3));
     }
+    let metrics;
     let answer = if start == LIVENESS_REQUEST {
         ALIVE
+    } else if start == METRICS_REQUEST {
+        metrics = metrics_answer(&crate::metrics::render());
+        &metrics
     } else {
         refusal
     };
@@ -316,6 +329,16 @@ async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
             Ok(n) => read += n,
         }
     }
+}
+
+/// A whole `200` carrying `text` in Prometheus's text format, closing.
+fn metrics_answer(text: &str) -> Vec<u8> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         cache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        text.len()
+    );
+    [head.as_bytes(), text.as_bytes()].concat()
 }
 
 /// Per-connection errors (the peer already gone) are skipped; others (out
@@ -347,5 +370,17 @@ mod tests {
         let problem: Problem = serde_json::from_str(body).expect("problem+json");
         assert_eq!(problem.status, 503);
         assert!(problem.kind.ends_with("/connections"));
+    }
+
+    #[test]
+    fn the_metrics_answer_is_one_complete_http_response() {
+        assert_eq!(METRICS_REQUEST.len(), LIVENESS_REQUEST.len());
+        let text = "# TYPE x counter\nx 1\n";
+        let bytes = metrics_answer(text);
+        let answer = String::from_utf8(bytes).expect("utf-8");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", text.len())));
+        assert_eq!(body, text);
     }
 }

@@ -1,6 +1,7 @@
 //! Connection limits (issue 19, "honest under overload"): past
 //! `GATEWAY_MAX_CONNECTIONS` a new connection is answered `503` with
-//! `Retry-After` and closed, except the liveness probe; a connection that
+//! `Retry-After` and closed, except the liveness probe and the metrics
+//! scrape; a connection that
 //! sends no request within `HEADER_READ_TIMEOUT_MS` (a silent client, an
 //! idle keep-alive) is closed, which frees its slot. The notifier's
 //! WebSockets count against `NOTIFIER_MAX_CONNECTIONS` for as long as they
@@ -65,9 +66,10 @@ async fn connections_past_the_cap_are_refused_and_silent_ones_are_closed() {
             .ends_with("/connections")
     );
 
-    // A full server is alive (a liveness probe must not restart it) but
-    // not ready (a load balancer sends new clients elsewhere).
-    for (path, status) in [("/healthz", "200"), ("/readyz", "503")] {
+    // A full server is alive (a liveness probe must not restart it) and
+    // still scraped (its figures matter most now) but not ready (a load
+    // balancer sends new clients elsewhere).
+    for (path, status) in [("/healthz", "200"), ("/metrics", "200"), ("/readyz", "503")] {
         let mut probe = TcpStream::connect(&addr).await.expect("connect");
         probe
             .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
@@ -78,6 +80,13 @@ async fn connections_past_the_cap_are_refused_and_silent_ones_are_closed() {
             answer.starts_with(&format!("HTTP/1.1 {status} ")),
             "{path}: {answer}"
         );
+        if path == "/metrics" {
+            // The scrape shows the refusal above, counted while full.
+            assert!(
+                answer.contains("http_server_connections_refused_total{answered=\"yes\"}"),
+                "{answer}"
+            );
+        }
     }
 
     // The silent connections are closed without an answer...
