@@ -3,7 +3,7 @@
 # "at least 2x today's in a before/after pair of runs on one machine".
 #
 # Builds the "before" commit (ffd1ebe, the last one before issue 19's apply
-# work) in a temporary git worktree, then alternates its raw uniform ceiling
+# work) from a kept copy of its tree, then alternates its raw uniform ceiling
 # with this checkout's, PAIRS times (default 3), on this machine in the same
 # hour: machines differ by 2x (see README Performance), so a figure measured
 # elsewhere proves nothing here. Prints each pair, the ratio of the means
@@ -16,10 +16,10 @@
 # Needs the release binaries in $BIN, PostgreSQL, NATS and Redis running,
 # and the git history (a shallow clone lacks the before commit). The first
 # run builds the before commit (~9 min on 2 cores) into its own target
-# folder, kept for the next run; a later run still rebuilds the before
-# commit's own crates (~5 min), since its worktree is checked out afresh.
-# Both benches create their own database, stream and key prefix and delete
-# them.
+# folder, from a copy of its tree beside it (`git archive`: no worktree is
+# registered, and the files keep the commit's time, so cargo finds them
+# unchanged); a later run reuses both and builds nothing. Both benches
+# create their own database, stream and key prefix and delete them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE_REV=${BEFORE_REV:-ffd1ebe}
@@ -40,15 +40,20 @@ if ! git cat-file -e "$BEFORE_REV^{commit}" 2>/dev/null; then
 fi
 
 work=$(mktemp -d)
-tree="$work/before"
-cleanup() {
-  git worktree remove --force "$tree" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'rm -rf "$work"' EXIT
 
+# The before commit's tree, extracted once and kept with its build: a path
+# that stays the same and files that keep the commit's mtime are what let
+# cargo reuse the build (a fresh worktree each run rebuilt its crates).
+rev=$(git rev-parse "$BEFORE_REV^{commit}")
+tree="$BEFORE_TARGET/tree"
+if [ "$(cat "$tree/.bench-raw-pair-rev" 2>/dev/null)" != "$rev" ]; then
+  rm -rf "$tree"
+  mkdir -p "$tree"
+  git archive "$rev" | tar -x -C "$tree"
+  echo "$rev" >"$tree/.bench-raw-pair-rev"
+fi
 echo "[raw-pair] building $BEFORE_REV in $tree (target $BEFORE_TARGET)" >&2
-git worktree add --detach --quiet "$tree" "$BEFORE_REV"
 (cd "$tree" && CARGO_TARGET_DIR="$BEFORE_TARGET" cargo build --release --quiet \
   -p bench -p admin -p gateway -p processor -p notifier)
 BEFORE_BIN="$BEFORE_TARGET/release"
