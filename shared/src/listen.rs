@@ -13,8 +13,7 @@
 //! request (`503`, problem+json, `Retry-After`) as soon as its request's
 //! head has arrived, and is closed (except the liveness probe and the
 //! metrics scrape, see [`refuse`]): nothing of the request is parsed or
-//! handled, so it costs
-//! next to nothing and changes nothing. Refusals in
+//! handled, so it costs next to nothing and changes nothing. Refusals in
 //! progress are bounded too; beyond that bound a connection is closed
 //! unanswered. Served connections get `ConnectInfo` as before and shut
 //! down gracefully: on the signal, listening stops, idle connections close

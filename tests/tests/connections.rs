@@ -1,9 +1,9 @@
 //! Connection limits (issue 19, "honest under overload"): past
 //! `GATEWAY_MAX_CONNECTIONS` a new connection is answered `503` with
 //! `Retry-After` and closed, except the liveness probe and the metrics
-//! scrape; a connection that
-//! sends no request within `HEADER_READ_TIMEOUT_MS` (a silent client, an
-//! idle keep-alive) is closed, which frees its slot. The notifier's
+//! scrape; a connection that sends no request within
+//! `HEADER_READ_TIMEOUT_MS` (a silent client, an idle keep-alive) is
+//! closed, which frees its slot. The notifier's
 //! WebSockets count against `NOTIFIER_MAX_CONNECTIONS` for as long as they
 //! are open. Nothing here measures how fast.
 
