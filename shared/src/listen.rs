@@ -61,6 +61,7 @@ const LIVENESS_REQUEST: &[u8] = b"GET /healthz ";
 /// The metrics scrape's request line, answered with the metrics even when
 /// full. As long as [`LIVENESS_REQUEST`]: [`refuse`] compares one prefix.
 const METRICS_REQUEST: &[u8] = b"GET /metrics ";
+const _: () = assert!(METRICS_REQUEST.len() == LIVENESS_REQUEST.len());
 const ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\n\
 connection: close\r\ncontent-length: 3\r\n\r\nok\n";
 
@@ -333,8 +334,9 @@ async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
 /// A whole `200` carrying `text` in Prometheus's text format, closing.
 fn metrics_answer(text: &str) -> Vec<u8> {
     let head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n\
-         cache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-type: {}\r\ncache-control: no-store\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        crate::metrics::CONTENT_TYPE,
         text.len()
     );
     [head.as_bytes(), text.as_bytes()].concat()
@@ -373,7 +375,6 @@ mod tests {
 
     #[test]
     fn the_metrics_answer_is_one_complete_http_response() {
-        assert_eq!(METRICS_REQUEST.len(), LIVENESS_REQUEST.len());
         let text = "# TYPE x counter\nx 1\n";
         let bytes = metrics_answer(text);
         let answer = String::from_utf8(bytes).expect("utf-8");

@@ -48,6 +48,9 @@ pub fn install() {
     });
 }
 
+/// The content type of [`render`]'s text (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// The Prometheus text exposition of every metric recorded so far.
 pub fn render() -> String {
     match HANDLE.get() {
@@ -58,11 +61,5 @@ pub fn render() -> String {
 
 #[cfg(feature = "http")]
 pub async fn handler() -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        render(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], render())
 }

@@ -148,7 +148,7 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut buf = [0u8; 4096];
             for answer in [
-                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 11\r\n\r\nHTTP/1.1 200",
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 12\r\n\r\nHTTP/1.1 200",
                 "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n",
             ] {
                 let _ = s.read(&mut buf).unwrap();

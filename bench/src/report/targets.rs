@@ -133,9 +133,10 @@ impl Report {
                         .as_ref()
                         .map(|p| format!("probe {:.0}", p.p99));
                     let beside: Vec<String> = [gateway, probe].into_iter().flatten().collect();
-                    let server = match beside.is_empty() {
-                        true => String::new(),
-                        false => format!(" ({})", beside.join(", ")),
+                    let server = if beside.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", beside.join(", "))
                     };
                     format!(
                         "{:.0}/s shed, p99 {:.1} ms{server}, {} w/o R-A",
