@@ -84,6 +84,14 @@ pub struct Args {
     /// its figure here.
     #[arg(long, env = "BENCH_RAW_BEFORE", default_value_t = 14_249.0)]
     pub raw_before: f64,
+    /// Where `--raw-before` was measured, named in the target's label
+    /// (`make bench` measures `ffd1ebe` on this machine first and says so).
+    #[arg(
+        long,
+        env = "BENCH_RAW_BEFORE_FROM",
+        default_value = "2026-11-29's machine"
+    )]
+    pub raw_before_from: String,
     #[arg(long)]
     pub skip_raw: bool,
     /// Only the raw ceiling (and the lookup probe unless skipped): no

@@ -127,6 +127,8 @@ pub struct Report {
     /// `--raw-before`: the raw uniform ceiling before issue 19 that the
     /// "2 x" target is judged against.
     pub raw_before: f64,
+    /// `--raw-before-from`: where that figure was measured.
+    pub raw_before_from: String,
     /// `--open-base`: the open loads were percentages of this rate, not of
     /// what the run sustained.
     pub open_base: Option<f64>,
@@ -194,6 +196,7 @@ impl Report {
             concurrency: args.concurrency,
             backlog_budget_ms: args.backlog_budget_ms,
             raw_before: args.raw_before,
+            raw_before_from: args.raw_before_from.clone(),
             open_base: args.open_base,
             processor_settings,
             seed_seconds: 0.0,

@@ -56,10 +56,11 @@ impl Report {
         }
         self.overload_targets(&mut t);
         // Judged against ffd1ebe's ceiling (`--raw-before`), which the
-        // label names so that a figure from another machine shows.
-        let before = self.raw_before;
+        // label names with where it was measured, so that a figure from
+        // another machine shows.
+        let (before, from) = (self.raw_before, &self.raw_before_from);
         t.push(target(
-            &format!("raw uniform ceiling >= 2 x {before:.0}/s (ffd1ebe)"),
+            &format!("raw uniform ceiling >= 2 x {before:.0}/s (ffd1ebe on {from})"),
             raw,
             |x| format!("{x:.0}/s"),
             |x| x >= 2.0 * before,
