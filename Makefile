@@ -14,7 +14,7 @@ RELEASE := $(CARGO_TARGET_DIR)/release
 help:
 	@echo "make dev     - start PostgreSQL/Redis/NATS if needed, build, migrate, seed, run everything"
 	@echo "make test    - every test (lint, Rust unit+integration, web unit, browser e2e, short fuzz, short chaos)"
-	@echo "make bench   - throughput benchmarks (release build)"
+	@echo "make bench   - throughput benchmarks (release build; ffd1ebe's raw ceiling first)"
 	@echo "make bench-raw-pair - the raw ceiling against ffd1ebe's, alternated on this machine"
 	@echo "make chaos   - the full bank checker with faults (minutes)"
 	@echo "make fuzz    - schemathesis against /openapi.json, 500 cases per operation"
@@ -63,6 +63,8 @@ chaos: services
 	cargo build --release --workspace --bins
 	$(RELEASE)/chaos
 
+# The raw line's "before" (ffd1ebe) is measured here first, on this machine
+# (scripts/raw-before.sh; its build takes ~9 min the first time).
 bench: services
 	cargo build --release --workspace --bins
 	@BIN=$(RELEASE) scripts/bench.sh

@@ -78,10 +78,10 @@ pub struct Args {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     /// The raw uniform ceiling of `ffd1ebe` (before issue 19), transfers/s,
-    /// that the "2 x" target is judged against. The default is `make
-    /// bench` of `ffd1ebe` on 2026-11-29; machines differ, so for a fair
-    /// pair measure `ffd1ebe` on the same machine the same hour and pass
-    /// its figure here.
+    /// that the "2 x" target is judged against. Machines differ, so `make
+    /// bench` measures `ffd1ebe` on this machine first and passes its
+    /// figure here (`scripts/raw-before.sh`); the default, for a bare
+    /// `bench`, is `make bench` of `ffd1ebe` on 2026-11-29.
     #[arg(long, env = "BENCH_RAW_BEFORE", default_value_t = 14_249.0)]
     pub raw_before: f64,
     /// Where `--raw-before` was measured, named in the target's label
