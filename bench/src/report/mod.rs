@@ -166,6 +166,7 @@ fn git_commit() -> String {
 
 impl Report {
     pub fn new(args: &Args, s: &Settings, dep: &Deployment) -> Self {
+        let (raw_before, raw_before_from) = args.raw_before();
         let mut processor_settings = BTreeMap::new();
         for (k, d) in [
             ("PROCESSOR_WORKERS", "8"),
@@ -195,8 +196,8 @@ impl Report {
             measure_s: s.measure.as_secs_f64(),
             concurrency: args.concurrency,
             backlog_budget_ms: args.backlog_budget_ms,
-            raw_before: args.raw_before,
-            raw_before_from: args.raw_before_from.clone(),
+            raw_before,
+            raw_before_from,
             open_base: args.open_base,
             processor_settings,
             seed_seconds: 0.0,
