@@ -111,12 +111,16 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<HoldRow>, LedgerError
     .await?)
 }
 
-/// The owners of a hold's two accounts (for authorization).
+/// The owners of a hold's two accounts (for authorization); of a rejected
+/// hold only the payer's: nothing was reserved for the payee, and why it
+/// was refused is the payer's business (the payee is not notified of one
+/// either).
 pub async fn owners(pool: &PgPool, hold: &HoldRow) -> Result<Vec<Uuid>, LedgerError> {
+    let payee = (hold.status != HoldStatus::Rejected.as_str()).then_some(hold.to_account);
     Ok(
         sqlx::query_scalar("SELECT owner_id FROM accounts WHERE id = $1 OR id = $2")
             .bind(hold.from_account)
-            .bind(hold.to_account)
+            .bind(payee)
             .fetch_all(pool)
             .await?,
     )
@@ -140,11 +144,22 @@ pub async fn action(pool: &PgPool, id: Uuid) -> Result<Option<HoldActionRow>, Le
     .await?)
 }
 
+/// Which holds an account's list shows on its payee side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// Every hold naming the account as payee (ops, reversers).
+    All,
+    /// Not the rejected ones: to its owner a refused hold of someone
+    /// else's money never happened (see [`owners`]).
+    NotRejected,
+}
+
 /// The holds on `account` (either side), newest first, optionally in one state.
 pub async fn list_for_account(
     pool: &PgPool,
     account: Uuid,
     status: Option<&str>,
+    incoming: Incoming,
     limit: i64,
 ) -> Result<Vec<HoldRow>, LedgerError> {
     let sql = format!(
@@ -152,13 +167,15 @@ pub async fn list_for_account(
             AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3)
          UNION
          (SELECT {HOLD_COLUMNS} FROM holds WHERE to_account = $1
-            AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3)
+            AND ($2::text IS NULL OR status = $2) AND ($4 OR status <> 'rejected')
+            ORDER BY created_at DESC, id DESC LIMIT $3)
          ORDER BY created_at DESC, id DESC LIMIT $3"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(account)
         .bind(status)
         .bind(limit)
+        .bind(incoming == Incoming::All)
         .fetch_all(pool)
         .await?)
 }

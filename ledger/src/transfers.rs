@@ -63,8 +63,13 @@ impl TransferRow {
     }
 }
 
-/// One transfer and the owner of its destination account (for authorization:
-/// the payee may see a transfer it received).
+/// One transfer and, once it is committed, the owner of its destination
+/// account (for authorization: the payee may see money it received).
+///
+/// A rejected transfer names no payee: no money reached them, and why it
+/// was refused (insufficient funds, say) is the payer's business. The
+/// payee hears of commits only, over the WebSocket too (the processor's
+/// `results::notify`).
 pub async fn get(
     pool: &PgPool,
     id: Uuid,
@@ -76,6 +81,9 @@ pub async fn get(
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
+    if row.status != TransferStatus::Committed.as_str() {
+        return Ok(Some((row, None)));
+    }
     let payee: Option<Uuid> = sqlx::query_scalar("SELECT owner_id FROM accounts WHERE id = $1")
         .bind(row.to_account)
         .fetch_optional(pool)
@@ -124,9 +132,11 @@ impl<I: std::fmt::Display + std::str::FromStr> Cursor<I> {
     }
 }
 
-/// A page of the transfers `user` sent or received, newest first. Two index
-/// scans (sent by owner, received by destination account) merged by the
-/// database; each side stops at `limit` rows.
+/// A page of the transfers `user` sent or received, newest first. Index
+/// scans (sent by owner, received by destination account, reversals
+/// debiting the user's accounts) merged by the database; each side stops
+/// at `limit` rows. Received means committed: a payee never sees a
+/// transfer to them that was refused (see [`get`]).
 pub async fn list_for_user(
     pool: &PgPool,
     user: Uuid,
@@ -144,6 +154,7 @@ pub async fn list_for_user(
          UNION
          (SELECT {TRANSFER_COLUMNS} FROM transfers
            WHERE to_account IN (SELECT id FROM accounts WHERE owner_id = $1)
+             AND status = 'committed'
              AND (created_at, id) < ($2, $3)
            ORDER BY created_at DESC, id DESC LIMIT $4)
          UNION

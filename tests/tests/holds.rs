@@ -208,6 +208,61 @@ async fn hold_capture_partly_then_refused_captures() {
     assert_eq!(list["items"][0]["id"], small.as_str());
     assert_eq!(list["items"][1]["id"], id.as_str());
     assert_eq!(stack.balance(&bob, BOB_EUR).await, "2540.00");
+
+    // A hold beyond what is available is rejected. The payee saw the holds
+    // that reserved money for them, not this one: that alice lacked the
+    // funds is alice's business.
+    let (status, _, body) = stack
+        .post_keyed(
+            &alice,
+            "/v1/holds",
+            "hold-too-much",
+            Some(&hold_body("20000.00", 3600)),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let too_much = body["id"].as_str().unwrap().to_owned();
+    let hold = stack
+        .wait_for(&alice, &format!("/v1/holds/{too_much}"), |h| {
+            h["status"] != "requested"
+        })
+        .await;
+    assert_eq!(
+        (hold["status"].as_str(), hold["reason"].as_str()),
+        (Some("rejected"), Some("insufficient_funds"))
+    );
+    let (status, body) = stack.get(&bob, &format!("/v1/holds/{too_much}")).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = stack.get(&bob, &format!("/v1/holds/{id}")).await;
+    assert_eq!(status, 200);
+    let listed = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, list) = stack
+        .get(&bob, &format!("/v1/holds?account={BOB_EUR}"))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(listed(&list), vec![small.clone(), id.clone()]);
+    let (status, list) = stack
+        .get(&alice, &format!("/v1/holds?account={ALICE_EUR}"))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        listed(&list),
+        vec![too_much.clone(), small.clone(), id.clone()]
+    );
+    // Ops see it on either side.
+    let ops = stack.login("ops").await;
+    let (status, list) = stack
+        .get(&ops, &format!("/v1/holds?account={BOB_EUR}"))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(listed(&list), vec![too_much, small, id]);
     assert_invariants(&stack).await;
     stack.stop().await;
 }

@@ -312,7 +312,8 @@ async fn rejections_are_final_states_with_a_reason() {
         .transfer(&bob, "too-much", &eur(BOB_EUR, ALICE_EUR, "2500.01"))
         .await;
     assert_eq!(status, 202, "{body}");
-    let done = stack.final_state(&bob, body["id"].as_str().unwrap()).await;
+    let refused = body["id"].as_str().unwrap().to_owned();
+    let done = stack.final_state(&bob, &refused).await;
     assert_eq!(done["status"], "rejected");
     assert_eq!(done["reason"], "insufficient_funds");
     assert_eq!(stack.balance(&bob, BOB_EUR).await, "2500.00");
@@ -320,9 +321,33 @@ async fn rejections_are_final_states_with_a_reason() {
     let (_, _, body) = stack
         .transfer(&bob, "all-of-it", &eur(BOB_EUR, ALICE_EUR, "2500.00"))
         .await;
-    let done = stack.final_state(&bob, body["id"].as_str().unwrap()).await;
+    let paid = body["id"].as_str().unwrap().to_owned();
+    let done = stack.final_state(&bob, &paid).await;
     assert_eq!(done["status"], "committed");
     assert_eq!(stack.balance(&bob, BOB_EUR).await, "0.00");
+    // The payee sees the money that arrived, not the refused attempt: that
+    // bob lacked the funds is bob's business (nor is alice notified of it).
+    let alice = stack.login("alice").await;
+    let (status, _) = stack.get(&alice, &format!("/v1/transfers/{paid}")).await;
+    assert_eq!(status, 200);
+    let (status, body) = stack.get(&alice, &format!("/v1/transfers/{refused}")).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, page) = stack.get(&alice, "/v1/transfers?limit=50").await;
+    assert_eq!(status, 200);
+    let listed: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&paid.as_str()), "{page}");
+    assert!(!listed.contains(&refused.as_str()), "{page}");
+    // Ops see both.
+    let ops = stack.login("ops").await;
+    assert_eq!(
+        stack.get(&ops, &format!("/v1/transfers/{refused}")).await.0,
+        200
+    );
     assert_invariants(&stack).await;
     stack.stop().await;
 }

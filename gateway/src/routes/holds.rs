@@ -259,7 +259,8 @@ async fn act(
     result
 }
 
-/// A hold (its owner, the payee, ops, reversers), with its captures and voids.
+/// A hold (its owner, the payee unless it was rejected, ops, reversers),
+/// with its captures and voids.
 #[utoipa::path(
     get,
     path = "/v1/holds/{id}",
@@ -284,7 +285,8 @@ pub async fn get(
     Ok(Json(submit_hold::visible(&state, caller, id).await?))
 }
 
-/// The holds on one account (either side), newest first.
+/// The holds on one account (either side; as payee, not the rejected
+/// ones unless the caller is ops or a reverser), newest first.
 #[utoipa::path(
     get,
     path = "/v1/holds",
@@ -355,7 +357,13 @@ pub async fn list(
         Some(a) if caller.may_read(a.owner_id) => {}
         _ => return Err(not_found()),
     }
-    let rows = ledger::holds::list_for_account(&state.pool, account, status, limit).await?;
+    let incoming = if caller.reads_all() {
+        ledger::holds::Incoming::All
+    } else {
+        ledger::holds::Incoming::NotRejected
+    };
+    let rows =
+        ledger::holds::list_for_account(&state.pool, account, status, incoming, limit).await?;
     Ok(Json(HoldList {
         items: rows.iter().map(|h| h.view()).collect(),
     }))

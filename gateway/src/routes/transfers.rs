@@ -103,8 +103,9 @@ async fn create_checked(
     submit_transfer::submit(state, caller, &key, order).await
 }
 
-/// A transfer the caller sent or received (ops, reversers: any), pending
-/// ones included; a committed original lists its reversals.
+/// A transfer the caller sent (pending ones included) or received (once
+/// committed: a refused transfer is the payer's business), any for ops and
+/// reversers; a committed original lists its reversals.
 #[utoipa::path(
     get,
     path = "/v1/transfers/{id}",
@@ -174,7 +175,8 @@ pub async fn get(
     )))
 }
 
-/// The caller's processed transfers, sent and received, newest first.
+/// The caller's processed transfers, sent and received (committed ones),
+/// newest first.
 #[utoipa::path(
     get,
     path = "/v1/transfers",
