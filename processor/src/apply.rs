@@ -152,6 +152,10 @@ pub async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Resu
     metrics::histogram!("processor_apply_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("processor_apply_batch_size").record(group.len() as f64);
     drop(db_spans);
+    // The slot is held until the results are handed over (Redis, or the
+    // results stream): its own histogram shows what that costs beside the
+    // transaction.
+    let committed = Instant::now();
     results::record_outcomes(&applied);
     // Each result carries its transfer's trace onward (results stream → Redis
     // → notifier) from a span that covers the hand-over.
@@ -170,6 +174,7 @@ pub async fn apply_group(ctx: &Ctx, group: &[Item], shutdown: &Shutdown) -> Resu
     let traceparents = publish_spans.iter().map(shared::telemetry::traceparent);
     let batch = results::of_applied(&applied, traceparents);
     results::publish(ctx, &batch, &messages, &mut shutdown).await?;
+    metrics::histogram!("processor_results_seconds").record(committed.elapsed().as_secs_f64());
     drop(publish_spans);
     let batches: HashSet<_> = group
         .iter()

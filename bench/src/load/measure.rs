@@ -45,7 +45,7 @@ pub fn stages(
     after: &BTreeMap<&str, Scrape>,
 ) -> BTreeMap<String, StageStats> {
     let mut out = BTreeMap::new();
-    let wanted: [(&str, &str, &str, &[&str], f64); 8] = [
+    let wanted: [(&str, &str, &str, &[&str], f64); 9] = [
         (
             "gateway: POST /v1/transfers handler (ms)",
             "gateway",
@@ -85,6 +85,13 @@ pub fn stages(
             "processor: apply_batch (ms)",
             "processor",
             "processor_apply_seconds",
+            &[],
+            1000.0,
+        ),
+        (
+            "processor: results handed over after commit (ms)",
+            "processor",
+            "processor_results_seconds",
             &[],
             1000.0,
         ),
