@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::shutdown::Shutdown;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::ctx::Failure;
 
@@ -37,9 +37,33 @@ use crate::ctx::Failure;
 pub type Done<T> = (Vec<T>, Result<(), Failure>);
 
 /// How a group is applied: one ledger transaction and its results
-/// (`apply::apply_group` in the processor).
+/// (`apply::apply_group` in the processor). It holds the transaction
+/// [`Slot`] and may give it back once its transaction committed.
 pub type ApplyFn<T> =
-    Arc<dyn Fn(Vec<T>) -> Pin<Box<dyn Future<Output = Done<T>> + Send>> + Send + Sync>;
+    Arc<dyn Fn(Vec<T>, Slot) -> Pin<Box<dyn Future<Output = Done<T>> + Send>> + Send + Sync>;
+
+/// The transaction slot an apply holds. Given back at commit
+/// ([`Slot::release`]), the next transaction starts while this one's
+/// results are still being handed over; otherwise it is given back when
+/// the apply ends. A default `Slot` holds nothing (releasing it does
+/// nothing).
+#[derive(Clone, Default)]
+pub struct Slot(Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl Slot {
+    fn holding(permit: OwnedSemaphorePermit) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(permit))))
+    }
+
+    /// Gives the slot back (once; later calls do nothing).
+    pub fn release(&self) {
+        let permit = match self.0.lock() {
+            Ok(mut held) => held.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(permit);
+    }
+}
 
 /// Tells the queue that waiting items are still being worked on
 /// (`Progress` acks in the processor), so they are not redelivered.
@@ -164,9 +188,10 @@ async fn run<T: Send + Sync + 'static>(
             }
         }
         let apply = apply.clone();
+        let slot = Slot::holding(slot);
         tokio::spawn(async move {
-            apply_jobs(&apply, jobs).await;
-            drop(slot);
+            apply_jobs(&apply, jobs, slot.clone()).await;
+            slot.release();
         });
     }
 }
@@ -183,11 +208,13 @@ fn stop<T>(waiting: VecDeque<Job<T>>, mut rx: mpsc::Receiver<Job<T>>) {
     }
 }
 
-/// One transaction for all `jobs`; on a refusal, one per job.
-async fn apply_jobs<T>(apply: &ApplyFn<T>, mut jobs: Vec<Job<T>>) {
+/// One transaction for all `jobs`; on a refusal, one per job. Those run
+/// one after another under `slot`, which the refused transaction did not
+/// give back (nothing committed), so they get a `Slot` holding nothing.
+async fn apply_jobs<T>(apply: &ApplyFn<T>, mut jobs: Vec<Job<T>>, slot: Slot) {
     let sizes: Vec<usize> = jobs.iter().map(|j| j.items.len()).collect();
     let merged: Vec<T> = jobs.iter_mut().flat_map(|j| j.items.drain(..)).collect();
-    let (mut merged, outcome) = apply(merged).await;
+    let (mut merged, outcome) = apply(merged, slot).await;
     if jobs.len() == 1 {
         if let Some(job) = jobs.pop() {
             let _ = job.done.send((merged, outcome));
@@ -203,7 +230,7 @@ async fn apply_jobs<T>(apply: &ApplyFn<T>, mut jobs: Vec<Job<T>>) {
         let own = match &outcome {
             Ok(()) => (items, Ok(())),
             // Someone's transfer was refused: find out whose.
-            Err(Failure::Permanent(_)) => apply(items).await,
+            Err(Failure::Permanent(_)) => apply(items, Slot::default()).await,
             Err(Failure::Stopped) => (items, Err(Failure::Stopped)),
         };
         let _ = job.done.send(own);

@@ -14,15 +14,28 @@ struct Fake {
 
 impl Fake {
     fn new() -> (Self, ApplyFn<u32>) {
+        Self::with(false)
+    }
+
+    /// A fake that "commits" at once (gives the slot back unless it will
+    /// refuse), then waits at the gate as if handing over its results.
+    fn releasing() -> (Self, ApplyFn<u32>) {
+        Self::with(true)
+    }
+
+    fn with(release_at_commit: bool) -> (Self, ApplyFn<u32>) {
         let fake = Self {
             calls: Arc::default(),
             gate: Arc::new(Semaphore::new(0)),
         };
         let (calls, gate) = (fake.calls.clone(), fake.gate.clone());
-        let apply: ApplyFn<u32> = Arc::new(move |items: Vec<u32>| {
+        let apply: ApplyFn<u32> = Arc::new(move |items: Vec<u32>, slot: Slot| {
             let (calls, gate) = (calls.clone(), gate.clone());
             Box::pin(async move {
                 calls.lock().unwrap().push(items.clone());
+                if release_at_commit && !items.contains(&13) {
+                    slot.release();
+                }
                 gate.acquire().await.unwrap().forget();
                 let outcome = if items.contains(&13) {
                     Err(Failure::Permanent(LedgerError::Conflict("13".into())))
@@ -111,6 +124,23 @@ async fn groups_waiting_for_a_slot_share_the_next_transaction() {
     assert!(done.iter().all(|d| d.1.is_ok()));
     // The first found the slot free; the two that waited went together.
     assert_eq!(fake.calls(), vec![vec![1], vec![2, 3, 4]]);
+}
+
+#[tokio::test]
+async fn a_slot_given_back_at_commit_lets_the_next_transaction_start() {
+    let (fake, apply) = Fake::releasing();
+    let applier = start(100, apply, Shutdown::never());
+    let first = send(&applier, &[1], false);
+    fake.started(1).await;
+    let second = send(&applier, &[2], false);
+    // The first is still handing over its results, yet the second started.
+    tokio::time::timeout(Duration::from_secs(5), fake.started(2))
+        .await
+        .expect("the second transaction waited for the first's results");
+    fake.gate.add_permits(2);
+    assert!(first.await.unwrap().1.is_ok());
+    assert!(second.await.unwrap().1.is_ok());
+    assert_eq!(fake.calls(), vec![vec![1], vec![2]]);
 }
 
 #[tokio::test]

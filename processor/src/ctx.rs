@@ -28,6 +28,9 @@ pub struct Ctx {
     pub direct: Option<crate::relay::Direct>,
     /// Batches with a progress event already scheduled.
     pub progress_due: Arc<Mutex<HashSet<Uuid>>>,
+    /// Whose results are handed over next: taken in commit order, before
+    /// the transaction slot is given back (`apply::apply_group`).
+    pub results_turn: tokio::sync::Mutex<()>,
 }
 
 /// Why a handler stopped before finishing its work.

@@ -162,6 +162,7 @@ pub async fn serve(
         }),
         config: config.clone(),
         progress_due: Default::default(),
+        results_turn: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     let (applier, applier_task) = applier::Applier::start(
