@@ -26,3 +26,16 @@ pub const JWT_SECRET: &str = "system-test-secret-0123456789abcdef-0123456789";
 pub fn keys() -> JwtKeys {
     JwtKeys::new(&[("k1".into(), JWT_SECRET.into())]).expect("keys")
 }
+
+/// The `id`s of a list's `items`, in order (empty if it has none).
+pub fn item_ids(list: &serde_json::Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -17,8 +17,8 @@ async fn assert_invariants(stack: &Stack) {
     assert!(report.holds(), "{:?}", report.violations());
 }
 
-/// Creates a hold and waits until it is pending; returns its id.
-async fn pending_hold(stack: &Stack, token: &str, key: &str, amount: &str, secs: u64) -> String {
+/// Creates a hold and waits until it is decided; returns its view.
+async fn decided_hold(stack: &Stack, token: &str, key: &str, amount: &str, secs: u64) -> Value {
     let (status, headers, body) = stack
         .post_keyed(token, "/v1/holds", key, Some(&hold_body(amount, secs)))
         .await;
@@ -26,13 +26,18 @@ async fn pending_hold(stack: &Stack, token: &str, key: &str, amount: &str, secs:
     assert_eq!(body["status"], "requested");
     let id = body["id"].as_str().unwrap().to_owned();
     assert_eq!(headers["location"], format!("/v1/holds/{id}").as_str());
-    let hold = stack
+    stack
         .wait_for(token, &format!("/v1/holds/{id}"), |h| {
             h["status"] != "requested"
         })
-        .await;
+        .await
+}
+
+/// Creates a hold and waits until it is pending; returns its id.
+async fn pending_hold(stack: &Stack, token: &str, key: &str, amount: &str, secs: u64) -> String {
+    let hold = decided_hold(stack, token, key, amount, secs).await;
     assert_eq!(hold["status"], "pending", "{hold}");
-    id
+    hold["id"].as_str().unwrap().to_owned()
 }
 
 async fn account(stack: &Stack, token: &str, id: &str) -> Value {
@@ -212,21 +217,8 @@ async fn hold_capture_partly_then_refused_captures() {
     // A hold beyond what is available is rejected. The payee saw the holds
     // that reserved money for them, not this one: that alice lacked the
     // funds is alice's business.
-    let (status, _, body) = stack
-        .post_keyed(
-            &alice,
-            "/v1/holds",
-            "hold-too-much",
-            Some(&hold_body("20000.00", 3600)),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let too_much = body["id"].as_str().unwrap().to_owned();
-    let hold = stack
-        .wait_for(&alice, &format!("/v1/holds/{too_much}"), |h| {
-            h["status"] != "requested"
-        })
-        .await;
+    let hold = decided_hold(&stack, &alice, "hold-too-much", "20000.00", 3600).await;
+    let too_much = hold["id"].as_str().unwrap().to_owned();
     assert_eq!(
         (hold["status"].as_str(), hold["reason"].as_str()),
         (Some("rejected"), Some("insufficient_funds"))
@@ -235,25 +227,17 @@ async fn hold_capture_partly_then_refused_captures() {
     assert_eq!(status, 404, "{body}");
     let (status, _) = stack.get(&bob, &format!("/v1/holds/{id}")).await;
     assert_eq!(status, 200);
-    let listed = |list: &Value| -> Vec<String> {
-        list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let (status, list) = stack
         .get(&bob, &format!("/v1/holds?account={BOB_EUR}"))
         .await;
     assert_eq!(status, 200, "{list}");
-    assert_eq!(listed(&list), vec![small.clone(), id.clone()]);
+    assert_eq!(item_ids(&list), vec![small.clone(), id.clone()]);
     let (status, list) = stack
         .get(&alice, &format!("/v1/holds?account={ALICE_EUR}"))
         .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(
-        listed(&list),
+        item_ids(&list),
         vec![too_much.clone(), small.clone(), id.clone()]
     );
     // Ops see it on either side.
@@ -262,7 +246,7 @@ async fn hold_capture_partly_then_refused_captures() {
         .get(&ops, &format!("/v1/holds?account={BOB_EUR}"))
         .await;
     assert_eq!(status, 200, "{list}");
-    assert_eq!(listed(&list), vec![too_much, small, id]);
+    assert_eq!(item_ids(&list), vec![too_much, small, id]);
     assert_invariants(&stack).await;
     stack.stop().await;
 }

@@ -334,14 +334,9 @@ async fn rejections_are_final_states_with_a_reason() {
     assert_eq!(status, 404, "{body}");
     let (status, page) = stack.get(&alice, "/v1/transfers?limit=50").await;
     assert_eq!(status, 200);
-    let listed: Vec<&str> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap())
-        .collect();
-    assert!(listed.contains(&paid.as_str()), "{page}");
-    assert!(!listed.contains(&refused.as_str()), "{page}");
+    let listed = item_ids(&page);
+    assert!(listed.contains(&paid), "{page}");
+    assert!(!listed.contains(&refused), "{page}");
     // Ops see both.
     let ops = stack.login("ops").await;
     assert_eq!(
