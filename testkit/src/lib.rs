@@ -6,6 +6,8 @@
 //! * [`net`], [`rng`] and (feature `http`) [`http`]: the free ports, the
 //!   seeded generator, readiness and login that tests, the bench and the
 //!   bank checker share instead of each keeping a copy.
+//! * [`slow`]: a Redis that answers late, for the paths that must not wait
+//!   on it.
 //!
 //! Server addresses come from `TEST_DATABASE_URL` (an admin URL),
 //! `NATS_URL` and `REDIS_URL`, defaulting to the local development services.
@@ -20,11 +22,13 @@ use uuid::Uuid;
 pub mod http;
 pub mod net;
 pub mod rng;
+pub mod slow;
 
 #[cfg(feature = "http")]
 pub use http::{Login, LoginError, Readiness, await_ready, dev_password, login, wait_ready};
 pub use net::{free_addr, try_free_addr};
 pub use rng::SplitMix64;
+pub use slow::slow_redis;
 
 /// How often [`eventually`] checks again: quick enough not to slow a test
 /// down, slow enough not to load the services it polls.
@@ -180,6 +184,32 @@ impl TestNats {
     /// (0: every result went straight into Redis).
     pub async fn results_published(&self) -> u64 {
         self.last_sequence(&self.topology.results_stream).await
+    }
+
+    /// Stream sequence up to which the processor's relay has taken (acked)
+    /// every result batch on the results stream: at least 1 once one batch
+    /// went from the stream into Redis.
+    pub async fn results_relayed(&self) -> u64 {
+        let stream = self
+            .js
+            .get_stream(&self.topology.results_stream)
+            .await
+            .expect("results stream");
+        let Ok(mut relay) = stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+                &self.topology.relay_consumer,
+            )
+            .await
+        else {
+            // The processor has not created its relay consumer yet.
+            return 0;
+        };
+        relay
+            .info()
+            .await
+            .expect("relay consumer info")
+            .ack_floor
+            .stream_sequence
     }
 
     async fn last_sequence(&self, name: &str) -> u64 {

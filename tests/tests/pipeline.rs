@@ -50,7 +50,7 @@ async fn a_transfer_is_accepted_committed_and_pushed_live() {
     let pushed = alice_ws
         .until(Duration::from_secs(15), is_commit)
         .await
-        .expect("alice sees the commit");
+        .expect("alice sees the commit through the relay");
     assert_eq!(pushed["transfer"]["status"], "committed");
     assert!(pushed["id"].as_str().unwrap().contains('.'));
     let to_bob = bob_ws
@@ -108,9 +108,18 @@ async fn a_transfer_is_accepted_committed_and_pushed_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn results_redis_did_not_take_directly_go_through_the_results_stream() {
-    // No Redis call finishes within zero time, so every direct push fails
-    // as it would with Redis slow or away, and the breaker stays open.
-    let stack = Stack::start_processor_with(|p| p.relay_timeout = Duration::ZERO).await;
+    // The processor's Redis answers every call 200 ms late and its direct
+    // push gives up after 10 ms (it cannot even connect), as with Redis
+    // slow: every result batch goes onto the results stream, and the relay,
+    // which waits for Redis, takes it from there. (A timeout of zero would
+    // not do: tokio's timer fires on the next millisecond tick, and a local
+    // Redis often answers first; CI saw that once.)
+    let slow_redis = testkit::slow_redis(Duration::from_millis(200)).await;
+    let stack = Stack::start_processor_with(|p| {
+        p.redis_url = slow_redis;
+        p.relay_timeout = Duration::from_millis(10);
+    })
+    .await;
     let alice = stack.login("alice").await;
     let mut ws = stack.connect_ws(&alice, None).await;
     assert_eq!(
@@ -129,6 +138,12 @@ async fn results_redis_did_not_take_directly_go_through_the_results_stream() {
         .await
         .expect("alice sees the commit through the relay");
     assert_eq!(pushed["transfer"]["status"], "committed");
+    testkit::eventually(
+        Duration::from_secs(15),
+        "the relay to take the batch",
+        || async { (stack.nats.results_relayed().await >= 1).then_some(()) },
+    )
+    .await;
     assert!(stack.nats.results_published().await >= 1);
     assert_invariants(&stack).await;
     ws.close().await;
