@@ -50,7 +50,7 @@ async fn a_transfer_is_accepted_committed_and_pushed_live() {
     let pushed = alice_ws
         .until(Duration::from_secs(15), is_commit)
         .await
-        .expect("alice sees the commit through the relay");
+        .expect("alice sees the commit");
     assert_eq!(pushed["transfer"]["status"], "committed");
     assert!(pushed["id"].as_str().unwrap().contains('.'));
     let to_bob = bob_ws
