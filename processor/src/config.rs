@@ -46,7 +46,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        // Eight pull workers, one transfer transaction at a time: the
+        // Sixteen pull workers, one transfer transaction at a time: the
         // workers' groups that wait meanwhile are merged into the next one
         // (see `applier` and docs/apply-path.md). With each worker applying
         // its own group, transactions stayed small and queued on each
@@ -56,8 +56,12 @@ impl Config {
         // keep more delivered work waiting for each transaction, so it is
         // bigger: +3-22 % committed/s in make bench's closed loops, and the
         // closed uniform loop shed nothing in those runs (four shed in
-        // every run); sixteen gained nothing more. See README Performance.
-        let workers: usize = config::parse("PROCESSOR_WORKERS", 8)?;
+        // every run). Sixteen gained nothing more while the slot was held
+        // until the results were handed over; since it is given back at
+        // commit, sixteen nearly double the uniform loop's transactions
+        // (~207 -> ~390 transfers) for +5.4 % committed/s, hot unchanged
+        // (docs/performance-log.md, 2026-12-03). See README Performance.
+        let workers: usize = config::parse("PROCESSOR_WORKERS", 16)?;
         let batch_max: usize = config::parse("PROCESSOR_BATCH_MAX", 500)?;
         let apply_concurrency: usize = config::parse("PROCESSOR_APPLY_CONCURRENCY", 1)?;
         if workers == 0 || batch_max == 0 || apply_concurrency == 0 {

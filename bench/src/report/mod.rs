@@ -169,7 +169,7 @@ impl Report {
         let (raw_before, raw_before_from) = args.raw_before();
         let mut processor_settings = BTreeMap::new();
         for (k, d) in [
-            ("PROCESSOR_WORKERS", "8"),
+            ("PROCESSOR_WORKERS", "16"),
             ("PROCESSOR_APPLY_CONCURRENCY", "1"),
             ("PROCESSOR_BATCH_MAX", "500"),
             ("PROCESSOR_LINGER_MS", "0"),
