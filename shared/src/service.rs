@@ -3,6 +3,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use crate::config::ConfigError;
@@ -52,10 +53,19 @@ where
     code
 }
 
-/// Runs a service's `main` future on a multi-threaded runtime (what
-/// `#[tokio::main]` does).
+/// Runs a service's `main` future on a multi-threaded runtime of
+/// [`runtime_threads`] threads; an invalid setting stops the service at
+/// start (exit 2, as for any invalid setting).
 pub fn block_on(main: impl Future<Output = ExitCode>) -> ExitCode {
+    let threads = match runtime_threads() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
     {
@@ -66,3 +76,22 @@ pub fn block_on(main: impl Future<Output = ExitCode>) -> ExitCode {
         }
     }
 }
+
+/// Worker threads of the async runtime: `RUNTIME_THREADS`, else one per CPU
+/// this process may use (`available_parallelism` counts cgroup CPU limits,
+/// so a Kubernetes pod limited to 500m gets one).
+///
+/// Why a setting: where the services share a small machine with
+/// PostgreSQL, NATS and Redis (`make bench`'s 2-core co-located run), a
+/// runtime per core in every service wakes threads across cores for every
+/// message; the processor and the notifier on one thread each (the bench's
+/// setting) measured less CPU per transfer and more transfers per second
+/// there (docs/performance-log.md, 2026-12-03). Tokio's own
+/// `TOKIO_WORKER_THREADS` is not read: it panics on a bad value.
+pub fn runtime_threads() -> Result<usize, ConfigError> {
+    let per_cpu = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    crate::config::parse(RUNTIME_THREADS, per_cpu).map(NonZeroUsize::get)
+}
+
+/// The setting [`runtime_threads`] reads.
+pub const RUNTIME_THREADS: &str = "RUNTIME_THREADS";
