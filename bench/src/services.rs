@@ -103,6 +103,20 @@ impl Deployment {
     }
 }
 
+/// The async runtime's threads for `program` on this co-located machine
+/// (`None`: the service's default, one per core). The processor and the
+/// notifier mostly wait on PostgreSQL, NATS and Redis: on one thread each
+/// they stop waking a second one across cores for every message, while
+/// the gateway, the busiest of the three, keeps both cores
+/// (docs/performance-log.md, 2026-12-03: three alternated rounds). A
+/// `RUNTIME_THREADS` given to the bench is inherited by all three instead.
+pub fn runtime_threads(program: &str) -> Option<&'static str> {
+    if std::env::var_os("RUNTIME_THREADS").is_some() {
+        return None;
+    }
+    matches!(program, "processor" | "notifier").then_some("1")
+}
+
 /// Every role's budgets (gateway `quotas.rs`; README "Configuration").
 const QUOTA_VARS: [&str; 12] = [
     "QUOTA_CUSTOMER_MOVES_PER_MINUTE",
@@ -145,6 +159,9 @@ pub async fn start(
     cmd.envs(dep.env());
     if program == "processor" {
         cmd.env("PROCESSOR_ADDR", addr.to_string());
+    }
+    if let Some(threads) = runtime_threads(program) {
+        cmd.env("RUNTIME_THREADS", threads);
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)

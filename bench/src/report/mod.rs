@@ -181,6 +181,18 @@ impl Report {
             );
         }
         processor_settings.insert(
+            "RUNTIME_THREADS".to_owned(),
+            std::env::var("RUNTIME_THREADS").unwrap_or_else(|_| {
+                let of = |p| crate::services::runtime_threads(p).unwrap_or("per core");
+                format!(
+                    "gateway {}, processor {}, notifier {} (bench default)",
+                    of("gateway"),
+                    of("processor"),
+                    of("notifier")
+                )
+            }),
+        );
+        processor_settings.insert(
             "replicas".to_owned(),
             args.processors.clamp(1, 4).to_string(),
         );

@@ -50,7 +50,7 @@ impl Report {
         let _ = writeln!(o, "\n== make bench — {} — {} ==", self.date, self.machine);
         let _ = writeln!(
             o,
-            "commit {}, {} accounts, {} users, warm-up {:.0} s, window {:.0} s, processor {}",
+            "commit {}, {} accounts, {} users, warm-up {:.0} s, window {:.0} s, settings {}",
             self.commit,
             self.accounts,
             self.users,
