@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
 
 // Kept at their old path: the tests (and bankctl's crash test) import them
 // from here.
@@ -94,4 +97,34 @@ impl Drop for Services {
             let _ = c.wait();
         }
     }
+}
+
+/// GET `url` as `token`: the JSON body, or `None` on any failure, for
+/// polling with `testkit::eventually` (what `Stack::get` is to a stack in
+/// the test's own process).
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Option<Value> {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// Waits up to `within` until transfer `id` reads `committed` at `api`.
+pub async fn wait_committed(
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+    id: &str,
+    within: Duration,
+) {
+    let url = format!("{api}/v1/transfers/{id}");
+    testkit::eventually(within, "a transfer committed", || async {
+        let view = get_json(http, &url, token).await?;
+        (view["status"] == "committed").then_some(())
+    })
+    .await;
 }

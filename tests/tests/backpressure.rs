@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use system_tests::procs::{Env, Services, free_addr, wait_ready};
+use system_tests::procs::{Env, Services, free_addr, wait_committed, wait_ready};
 use system_tests::{ALICE_EUR, BOB_EUR};
 use testkit::{TestDb, TestNats, TestRedis};
 
@@ -212,18 +212,7 @@ async fn sheds_past_the_budget_and_applies_everything_it_accepted() {
     bank.services.0.push(bank.env.spawn("processor"));
     wait_ready(&bank.http, bank.processor).await;
     for id in &accepted {
-        testkit::eventually(APPLY_WAIT, "an accepted transfer applied", || async {
-            let r = bank
-                .http
-                .get(format!("{}/v1/transfers/{id}", bank.api))
-                .bearer_auth(&alice)
-                .send()
-                .await
-                .ok()?;
-            let v: Value = r.json().await.ok()?;
-            (v["status"] == "committed").then_some(())
-        })
-        .await;
+        wait_committed(&bank.http, &bank.api, &alice, id, APPLY_WAIT).await;
     }
     let mut attempt = 0;
     testkit::eventually(APPLY_WAIT, "transfers accepted again", || {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use system_tests::BOB_EUR;
-use system_tests::procs::{Env, Services, free_addr, wait_ready};
+use system_tests::procs::{Env, Services, free_addr, get_json, wait_ready};
 use testkit::{TestDb, TestNats, TestRedis};
 
 const BATCH_EUR: &str = "ba7c0000-0000-4000-8000-000000000001";
@@ -102,16 +102,9 @@ async fn resubmitting_after_killing_client_and_gateway_applies_each_line_once() 
     let accepted: Value = r.json().await.unwrap();
     assert_eq!(accepted["count"], n);
     let id = accepted["id"].as_str().unwrap().to_owned();
+    let url = format!("{api}/v1/batches/{id}");
     let status = testkit::eventually(Duration::from_secs(300), "the batch to finish", || async {
-        let b: Value = http
-            .get(format!("{api}/v1/batches/{id}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let b = get_json(&http, &url, &token).await?;
         (b["done"] == true).then_some(b)
     })
     .await;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use system_tests::procs::{Env, Services, binary, free_addr, wait_ready};
+use system_tests::procs::{Env, Services, binary, free_addr, wait_committed, wait_ready};
 use system_tests::{ALICE_EUR, BOB_EUR};
 use testkit::{TestDb, TestNats, TestRedis};
 
@@ -47,26 +47,7 @@ async fn one_runtime_thread_per_service_carries_a_transfer_to_its_commit() {
         .as_str()
         .unwrap()
         .to_owned();
-    testkit::eventually(
-        Duration::from_secs(20),
-        "the commit on one thread each",
-        || {
-            let (http, api, alice, id) = (http.clone(), api.clone(), alice.clone(), id.clone());
-            async move {
-                let view: Value = http
-                    .get(format!("{api}/v1/transfers/{id}"))
-                    .bearer_auth(&alice)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                (view["status"] == "committed").then_some(())
-            }
-        },
-    )
-    .await;
+    wait_committed(&http, &api, &alice, &id, Duration::from_secs(20)).await;
 }
 
 #[test]

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::routing::post;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use system_tests::procs::{Env, Services, binary, free_addr, wait_ready};
+use system_tests::procs::{Env, Services, binary, free_addr, get_json, wait_ready};
 use system_tests::{ALICE_EUR, BOB_EUR};
 use testkit::{TestDb, TestNats, TestRedis};
 
@@ -172,19 +172,12 @@ async fn one_transfer_is_one_trace_across_every_service_even_when_redelivered() 
 
     // The operator's timeline names the trace.
     let ops = login(&http, &api, "ops").await;
+    let timeline_url = format!("{api}/v1/ops/transfers/{id}/timeline");
     let timeline: Value = testkit::eventually(
         Duration::from_secs(10),
         "timeline with notified",
         || async {
-            let t: Value = http
-                .get(format!("{api}/v1/ops/transfers/{id}/timeline"))
-                .bearer_auth(&ops)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let t = get_json(&http, &timeline_url, &ops).await?;
             (t["stages"].as_array()?.len() == 5).then_some(t)
         },
     )
