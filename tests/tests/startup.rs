@@ -19,7 +19,7 @@ async fn one_runtime_thread_per_service_carries_a_transfer_to_its_commit() {
     let (gateway, notifier, processor) = (free_addr(), free_addr(), free_addr());
     let env = Env::for_test(&db, &nats, &redis, [gateway, notifier, processor])
         .with("RUNTIME_THREADS", "1");
-    let _services = Services(vec![
+    let services = Services(vec![
         env.spawn("gateway"),
         env.spawn("notifier"),
         env.spawn("processor"),
@@ -28,6 +28,10 @@ async fn one_runtime_thread_per_service_carries_a_transfer_to_its_commit() {
     wait_ready(&http, gateway).await;
     wait_ready(&http, notifier).await;
     wait_ready(&http, processor).await;
+    // The setting is applied, not only accepted: tokio names its workers.
+    for child in &services.0 {
+        assert_eq!(runtime_workers(child.id()), 1, "pid {}", child.id());
+    }
 
     let api = format!("http://{gateway}");
     let alice = testkit::login(&http, &api, "alice", &testkit::dev_password("alice"))
@@ -48,6 +52,15 @@ async fn one_runtime_thread_per_service_carries_a_transfer_to_its_commit() {
         .unwrap()
         .to_owned();
     wait_committed(&http, &api, &alice, &id, Duration::from_secs(20)).await;
+}
+
+/// Threads of process `pid` that tokio named as runtime workers.
+fn runtime_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the service's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
 }
 
 #[test]
